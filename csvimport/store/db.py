@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -113,9 +113,7 @@ def _ensure_schema_once(engine: Engine) -> int:
         Base.metadata.create_all(conn, checkfirst=True)
         found = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar()
         if found is None:
-            conn.execute(
-                Meta.__table__.insert(), {"key": "schema_version", "value": str(SCHEMA_VERSION)}
-            )
+            conn.execute(insert(Meta), {"key": "schema_version", "value": str(SCHEMA_VERSION)})
             return SCHEMA_VERSION
         version = int(found)
         if version > SCHEMA_VERSION:
