@@ -198,3 +198,64 @@ def empty_operations() -> pd.DataFrame:
 
 
 ProgressCallback = Any  # Callable[[str, int, int], None]: (stage, done, total); sqlfluff-style
+
+
+@dataclass
+class RowCounts:
+    total: int = 0
+    valid: int = 0
+    rejected: int = 0
+    unchanged: int = 0
+    with_warnings: int = 0
+
+
+@dataclass
+class Result:
+    """One job's outcome: owns the counts, the status, the exit code (black's ``Report``).
+
+    ``issues`` may be capped (``Options.max_issues``); ``issue_counts`` is always complete.
+    """
+
+    job_id: str
+    options: Options
+    status: Status
+    file: str = ""
+    sha256: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    rows: RowCounts = field(default_factory=RowCounts)
+    operations: dict[str, int] = field(default_factory=dict)
+    issue_counts: dict[str, int] = field(default_factory=dict)
+    issues: pd.DataFrame = field(default_factory=issues_frame)
+    state_version: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    table: Table | None = None
+    plan: Plan | None = None
+    kind: str = "users"
+    notes: list[str] = field(default_factory=list)
+    # One line per rejected row (row, email, message joined), from the complete issues.
+    row_errors: pd.DataFrame | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.status.exit_code
+
+    def summary(self) -> dict[str, Any]:
+        """``summary.json`` exactly as SPEC section 7 lists it."""
+        customers = self.kind == "customers"
+        return {
+            "job_id": self.job_id,
+            "file": self.file,
+            "sha256": self.sha256,
+            "org": None if customers else self.options.org,
+            "mode": None if customers else self.options.mode,
+            "dry_run": self.options.dry_run,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "status": self.status.value,
+            "rows": asdict(self.rows),
+            "operations": dict(self.operations),
+            "issues": dict(self.issue_counts),
+            "state_version": None if customers else self.state_version,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }

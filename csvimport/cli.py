@@ -1,0 +1,151 @@
+"""The command line (SPEC section 8): click commands, options, printing and exit codes.
+
+Thin on purpose: every command parses its options into an ``Options`` or a store call and
+prints what comes back. Mistakes of use are one clear line and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from csvimport.model import ExitCode, Options, Refused, StaleOrBusy, UsageError
+from csvimport.terminal import Progress, print_result
+
+MODES = click.Choice(["add-only", "add-remove"])
+
+
+class Context:
+    """What the group passes down: the database URL, opened on first use."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self._engine: Any = None
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            from csvimport.store.db import connect
+
+            self._engine = connect(self.url)
+        return self._engine
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"csvimport: {message}", err=True)
+    sys.exit(code)
+
+
+class Group(click.Group):
+    """Turns the domain's exceptions into one line and the SPEC exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            _fail(str(exc), ExitCode.USAGE)
+        except StaleOrBusy as exc:
+            _fail(str(exc), ExitCode.STALE_OR_BUSY)
+        except Refused as exc:
+            _fail(str(exc), ExitCode.ROWS_REJECTED)
+        except (ValueError, OSError) as exc:
+            if isinstance(exc, click.ClickException):
+                raise
+            _fail(str(exc), ExitCode.USAGE)
+        return None
+
+
+@click.group(cls=Group)
+@click.option("--db", envvar="CSVIMPORT_DB", default=None, help="SQLAlchemy URL (default: sqlite csvimport.db)")
+@click.version_option(package_name="csvimport")
+@click.pass_context
+def main(ctx: click.Context, db: str | None) -> None:
+    """Bulk user import for Webex / Mitel partner portals."""
+    ctx.obj = Context(db)
+
+
+def job_options(func: Any) -> Any:
+    """Options shared by ``validate`` and ``apply``."""
+    decorators = [
+        click.option("--org", default=None, help="the customer org (enables the org checks)"),
+        click.option("--mode", type=MODES, default="add-only", show_default=True),
+        click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None),
+        click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text"),
+        click.option("--sheet", default=None, help="XLSX worksheet (default: first visible)"),
+        click.option("--max-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True),
+        click.option("--max-bytes", type=click.IntRange(min=1), default=512 * 1024 * 1024, show_default=True),
+        click.option("--max-deletes", type=click.IntRange(min=0), default=None),
+        click.option("--max-issues", type=click.IntRange(min=1), default=100_000, show_default=True),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _options(file: Path, dry_run: bool, **kw: Any) -> Options:
+    return Options(
+        file=file,
+        org=kw["org"],
+        mode=kw["mode"],
+        dry_run=dry_run,
+        report_dir=kw["report_dir"],
+        sheet=kw["sheet"],
+        max_rows=kw["max_rows"],
+        max_bytes=kw["max_bytes"],
+        max_deletes=kw["max_deletes"],
+        max_issues=kw["max_issues"],
+    )
+
+
+def _run_job(ctx: Context, options: Options, fmt: str) -> None:
+    from csvimport import engine
+
+    progress = Progress(enabled=fmt == "text")
+    db = ctx.engine if options.org is not None else None
+    try:
+        result = engine.run(options, db=db, progress=progress)
+    finally:
+        progress.close()
+    if fmt == "json":
+        click.echo(json.dumps(result.summary(), ensure_ascii=False))
+    else:
+        print_result(result)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@job_options
+@click.pass_obj
+def validate(ctx: Context, file: Path, fmt: str, **kw: Any) -> None:
+    """Dry run: every problem and the would-be operations; never writes state."""
+    _run_job(ctx, _options(file, True, **kw), fmt)
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path), required=False)
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@job_options
+@click.pass_obj
+def apply(ctx: Context, file: Path | None, plan_file: Path | None, fmt: str, **kw: Any) -> None:
+    """Carry out the operations of the valid rows (or of a reviewed plan)."""
+    if plan_file is not None:
+        if file is not None:
+            raise UsageError("give either FILE or --plan, not both")
+        from csvimport import planfile
+
+        result = planfile.apply_reviewed(ctx.engine, plan_file, kw["report_dir"])
+        if fmt == "json":
+            click.echo(json.dumps(result.summary(), ensure_ascii=False))
+        else:
+            print_result(result)
+        sys.exit(result.exit_code)
+    if file is None:
+        raise UsageError("apply needs FILE (with --org) or --plan PLAN")
+    if kw["org"] is None:
+        raise UsageError("apply needs --org ORG: the organisation to change")
+    _run_job(ctx, _options(file, False, **kw), fmt)

@@ -1,0 +1,194 @@
+"""One job end to end: read → validate → snapshot → plan → apply → report.
+
+The CLI and the drop-folder worker are two thin callers of ``run``, so a dry run and an apply
+share every line up to ``apply``. The engine never prints: it reports progress through the
+``progress`` callback and returns a ``Result`` that owns the counts and the exit code.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from csvimport import catalog as catalog_mod
+from csvimport import report
+from csvimport.issues import concat_issues, file_issues
+from csvimport.model import (
+    Issue,
+    FileRejected,
+    OPERATION_KINDS,
+    Options,
+    Plan,
+    Result,
+    RowCounts,
+    Status,
+    Table,
+    UsageError,
+)
+from csvimport.read import read_table, sha256_of
+from csvimport.validate import Validated, validate
+
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    """The default progress callback: says nothing."""
+
+
+class Timer:
+    """Wall time per stage, for the summary's ``timings``."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def run(
+    options: Options,
+    *,
+    db: Any = None,
+    job_id: str | None = None,
+    progress: Progress = _quiet,
+) -> Result:
+    """Run one users job; ``db`` is a SQLAlchemy engine (needed when ``options.org`` is set)."""
+    assert options.file is not None
+    result = Result(job_id or new_job_id(), options, Status.COMPLETED, file=options.file.name)
+    result.operations = dict.fromkeys(OPERATION_KINDS, 0)
+    timer = Timer()
+    try:
+        _run(result, options, db, timer, progress)
+    finally:
+        result.timings = timer.timings
+        if options.report_dir is not None:
+            write_reports(result, options.report_dir)
+    return result
+
+
+def _run(result: Result, options: Options, db: Any, timer: Timer, progress: Progress) -> None:
+    assert options.file is not None
+    if not options.file.is_file():
+        raise UsageError(f"file not found: {options.file}")
+    cat = catalog_mod.default()
+    result.sha256 = sha256_of(options.file)
+    progress("read", 0, 1)
+    try:
+        with timer.stage("read"):
+            table = read_table(options.file, options, cat)
+    except FileRejected as exc:
+        _reject(result, file_issues(exc.issues))
+        return
+    result.table, result.encoding, result.delimiter = table, table.encoding, table.delimiter
+    if options.org is None:
+        progress("validate", 0, len(table.frame))
+        with timer.stage("validate"):
+            checked = validate(table, cat, options.mode)
+        _finish(result, checked.issues, table, checked, None)
+        result.notes.append("org checks skipped: no --org given")
+        return
+    from csvimport import orgjob  # the org path needs the store; kept out of no-org runs
+
+    orgjob.run_with_org(result, table, cat, options, db, timer, progress)
+
+
+def _reject(result: Result, issues: pd.DataFrame, keep_rows: bool = False) -> None:
+    """The file as a whole is refused: exit 3, all counts 0."""
+    result.status = Status.REJECTED
+    result.rows = RowCounts()
+    result.operations = dict.fromkeys(OPERATION_KINDS, 0)
+    if not keep_rows:
+        issues = issues[issues["row"].isna()]
+    _store_issues(result, issues)
+
+
+def reject_whole_file(result: Result, issues: pd.DataFrame, refusal: Issue) -> None:
+    """A plan-level refusal (``too_many_deletes``): row issues may still be listed."""
+    _reject(result, concat_issues([file_issues([refusal]), issues]), keep_rows=True)
+
+
+def _store_issues(result: Result, issues: pd.DataFrame) -> None:
+    """Complete counts; stored issues capped at ``max_issues`` with one warning."""
+    result.issue_counts = {str(k): int(v) for k, v in issues["code"].value_counts().items()}
+    result.row_errors = report.joined_errors(issues)
+    cap = result.options.max_issues
+    if len(issues) > cap:
+        note = Issue(
+            code="issue_limit_reached",
+            severity="warning",
+            message=f"{len(issues)} issues were found; only the first {cap} are listed. "
+            "The counts in summary.json are complete: fix these and validate again.",
+        )
+        issues = concat_issues([file_issues([note]), issues.iloc[:cap]])
+        result.issue_counts["issue_limit_reached"] = 1
+    result.issues = issues.reset_index(drop=True)
+
+
+def _finish(
+    result: Result, issues: pd.DataFrame, table: Table, checked: Validated, plan: Plan | None
+) -> None:
+    """Counts and status once every issue is known."""
+    issues = concat_issues([file_issues(table.issues), issues])
+    row_issues = issues[issues["row"].notna()]
+    rejected = set(row_issues.loc[row_issues["severity"] == "error", "row"].astype("int64"))
+    warned = set(row_issues.loc[row_issues["severity"] == "warning", "row"].astype("int64"))
+    total = len(table.frame)
+    result.rows = RowCounts(
+        total=total,
+        valid=total - len(rejected),
+        rejected=len(rejected),
+        with_warnings=len(warned - rejected),
+        unchanged=_unchanged(checked, plan, rejected),
+    )
+    if plan is not None:
+        result.plan = plan
+        result.operations = plan.counts()
+    result.status = Status.COMPLETED_WITH_ERRORS if rejected else Status.COMPLETED
+    _store_issues(result, issues)
+
+
+def _unchanged(checked: Validated, plan: Plan | None, rejected: set[int]) -> int:
+    """Valid rows that yield no operation (known only against an org)."""
+    if plan is None:
+        return 0
+    touched = set(plan.operations["row"].dropna().astype("int64"))
+    rows = set(checked.cells.index.astype("int64"))
+    return len(rows - rejected - touched)
+
+
+def finish(result: Result, issues: pd.DataFrame, table: Table, checked: Validated, plan: Plan | None) -> None:
+    """Public face of ``_finish`` for the org path."""
+    _finish(result, issues, table, checked, plan)
+
+
+def write_reports(result: Result, directory: Path) -> None:
+    """Every report of SPEC section 7 into ``directory`` (also for a rejected file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    delimiter = result.delimiter if result.table is not None and result.table.kind == "csv" else ","
+    delimiter = delimiter or ","
+    report.write_summary(directory / "summary.json", result.summary())
+    report.write_issues(directory / "issues.csv", result.issues, delimiter)
+    rejected_file = result.status == Status.REJECTED
+    errors = result.row_errors if result.row_errors is not None else report.joined_errors(result.issues)
+    report.write_errors(directory / "errors.csv", result.issues, errors, delimiter, rejected_file)
+    for stale in ("rejected.csv", "rejected.xlsx", "plan.jsonl"):
+        (directory / stale).unlink(missing_ok=True)
+    if result.table is not None and not rejected_file:
+        report.write_rejected(directory, result.table, errors, delimiter)
+    if result.plan is not None and not rejected_file:
+        report.write_plan(directory / "plan.jsonl", result.plan)

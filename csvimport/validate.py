@@ -1,0 +1,262 @@
+"""Row-level validation: from a ``Table`` of text to typed columns and issues.
+
+Two layers, both vectorised over the whole file (no per-row Python):
+
+* a pandera schema built from the catalogue checks each cell's format (email syntax,
+  booleans, phone numbers, extensions); its lazy failure cases become issues, each keyed by
+  the DataFrame index, which is the spreadsheet row number;
+* cross-row and requirement rules (duplicates, one package, per-package required cells,
+  names for calling packages) run as pandas expressions.
+
+Requirements are checked on the user *as it would be after the row* (SPEC section 4): the
+row's non-blank cells over the org's current values. The caller passes those current values
+(``current``: a frame indexed by lowercase email) when it has an org; without one, every row
+is checked on its own cells. This module never touches the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from csvimport.catalog import Catalog
+from csvimport.model import ISSUE_COLUMNS, Mode, Table
+from csvimport.issues import IssueBuilder
+
+# Email: dot-atom local part (checked for <= 64 characters apart), a dotted host name.
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_RE = rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})+"
+PHONE_SEPARATORS = r"[\s\-.()\[\]/]"
+E164_RE = r"\+\d{8,15}"
+EXTENSION_RE = r"\d{2,10}"
+# What Excel does to a long number: scientific notation, or a float with a fraction.
+MANGLED_RE = r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+|\d+[.,]\d+"
+
+FIX = {
+    "invalid_email": "enter an address like name@company.com (at most 64 characters before @)",
+    "invalid_boolean": "enter TRUE or FALSE (or leave the cell blank for no change)",
+    "invalid_phone": "enter the number in E.164 form, e.g. +4930123456 (+ and 8 to 15 digits)",
+    "invalid_extension": "enter 2 to 10 digits, e.g. 1001",
+    "number_mangled": "format the column as Text in the spreadsheet and type the number again",
+}
+
+
+@dataclass
+class Validated:
+    """What validation hands to the planner.
+
+    ``cells``: the row's text by field id (only the fields the file has), index = row number.
+    ``email_key``: lowercase email per row. ``flags``: nullable booleans per package and
+    license id present in the file. ``row_package``: the package the row sets TRUE ("" when
+    none, the first one when several). ``after``: the "after the row" text view used for
+    requirements (equals ``cells`` when no org was given), plus column ``package``.
+    """
+
+    table: Table
+    cells: pd.DataFrame
+    email_key: pd.Series
+    flags: dict[str, pd.Series]
+    row_package: pd.Series
+    after: pd.DataFrame
+    issues: pd.DataFrame
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def error_rows(self) -> pd.Index:
+        """Row numbers with at least one error."""
+        errs = self.issues[(self.issues["severity"] == "error") & self.issues["row"].notna()]
+        return pd.Index(errs["row"].astype("int64").unique())
+
+
+def _header_map(table: Table, catalog: Catalog) -> dict[str, str]:
+    """Field/license id -> header as uploaded, falling back to the canonical header."""
+    out = {key: catalog.header_of(key) for key in (*catalog.fields, *catalog.packages)}
+    out.update({key: catalog.header_of(key) for key in catalog.licenses})
+    for col in table.columns:
+        if col.key is not None:
+            out[col.key] = col.header
+    return out
+
+
+def _cells(table: Table) -> pd.DataFrame:
+    """The table's field columns renamed to field ids."""
+    picked = {c.key: table.frame[c.index] for c in table.columns if c.kind == "field" and c.key}
+    return pd.DataFrame(picked, index=table.frame.index)
+
+
+def _pandera_schema(catalog: Catalog, present: list[str]) -> pa.DataFrameSchema:
+    """One pandera column per present field, with the format check its type calls for."""
+    checks: dict[str, list[pa.Check]] = {
+        "email": [_fullmatch_or_blank(EMAIL_RE, "invalid_email"), _local_part_ok()],
+        "phone": [_phone_check()],
+        "extension": [_fullmatch_or_blank(EXTENSION_RE, "invalid_extension", mangled_ok=True)],
+    }
+    columns = {
+        fid: pa.Column(str, checks.get(catalog.fields[fid].type, []), nullable=False)
+        for fid in present
+    }
+    return pa.DataFrameSchema(columns, strict=False, coerce=False)
+
+
+def _fullmatch_or_blank(pattern: str, code: str, mangled_ok: bool = False) -> pa.Check:
+    """Blank cells pass (they mean "no change"); mangled numbers get their own code."""
+
+    def check(s: pd.Series) -> pd.Series:
+        ok = (s == "") | s.str.fullmatch(pattern)
+        if mangled_ok:
+            ok |= s.str.fullmatch(MANGLED_RE)
+        return ok
+
+    return pa.Check(check, error=code)
+
+
+def _local_part_ok() -> pa.Check:
+    def check(s: pd.Series) -> pd.Series:
+        return s.str.split("@").str[0].str.len() <= 64
+
+    return pa.Check(check, error="invalid_email")
+
+
+def _phone_check() -> pa.Check:
+    def check(s: pd.Series) -> pd.Series:
+        plain = s.str.replace(PHONE_SEPARATORS, "", regex=True)
+        return (s == "") | plain.str.fullmatch(E164_RE) | s.str.fullmatch(MANGLED_RE)
+
+    return pa.Check(check, error="invalid_phone")
+
+
+def _format_issues(cells: pd.DataFrame, catalog: Catalog, b: IssueBuilder) -> None:
+    """Run the pandera schema lazily and turn its failure cases into issues."""
+    try:
+        _pandera_schema(catalog, list(cells.columns)).validate(cells, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+        cases = cases[cases["index"].notna()].drop_duplicates(["index", "column", "check"])
+        for (column, code), group in cases.groupby(["column", "check"], sort=False):
+            rows = pd.Index(group["index"].astype("int64"))
+            b.cells(rows, str(column), str(code), FIX.get(str(code), "correct the value"))
+
+
+def _mangled_issues(table: Table, cells: pd.DataFrame, catalog: Catalog, b: IssueBuilder) -> None:
+    """``number_mangled``: a phone stored as a number, or any number in scientific/fraction form."""
+    for fid in cells.columns:
+        ftype = catalog.fields[fid].type
+        if ftype not in ("phone", "extension"):
+            continue
+        mask = cells[fid].str.fullmatch(MANGLED_RE)
+        col = table.column_for(fid)
+        if ftype == "phone" and table.numeric is not None and col is not None:
+            mask |= table.numeric[col.index].astype(bool) & (cells[fid] != "")
+        b.cells(cells.index[mask.to_numpy()], fid, "number_mangled", FIX["number_mangled"])
+
+
+def _flags(table: Table, catalog: Catalog, b: IssueBuilder) -> dict[str, pd.Series]:
+    """Parse every boolean column; invalid words become ``invalid_boolean`` and count as blank."""
+    out: dict[str, pd.Series] = {}
+    bool_fields = {f.id for f in catalog.fields.values() if f.type == "boolean"}
+    for col in table.columns:
+        if col.key is None or not (col.kind in ("package", "basic", "product") or col.key in bool_fields):
+            continue
+        text = table.frame[col.index]
+        folded = text.str.casefold()
+        is_true = folded.isin(catalog.true_words).to_numpy()
+        is_false = folded.isin(catalog.false_words).to_numpy()
+        bad = ~(is_true | is_false) & (text != "").to_numpy()
+        b.cells(text.index[bad], col.key, "invalid_boolean", FIX["invalid_boolean"], values=text)
+        values = pd.array(np.where(is_true, True, False), dtype="boolean")
+        values[~(is_true | is_false)] = pd.NA
+        out[col.key] = pd.Series(values, index=text.index)
+    return out
+
+
+def _row_package(flags: dict[str, pd.Series], catalog: Catalog, index: pd.Index, b: IssueBuilder) -> pd.Series:
+    """The package each row sets TRUE; more than one is ``multiple_packages``."""
+    present = [p for p in catalog.packages if p in flags]
+    result = pd.Series("", index=index, dtype=object)
+    if not present:
+        return result
+    trues = pd.DataFrame({p: flags[p].fillna(False).astype(bool) for p in present})
+    count = trues.sum(axis=1)
+    first = trues.idxmax(axis=1).where(count > 0, "")
+    multi = count > 1
+    names = trues.apply(lambda r: ", ".join(catalog.header_of(p) for p in present if r[p]), axis=1) if multi.any() else None
+    if names is not None:
+        b.rows(index[multi.to_numpy()], "multiple_packages",
+               "more than one package is TRUE (" + names[multi] + "); a user holds at most one "
+               "package: set exactly one package column to TRUE",
+               values=names[multi])
+    result[:] = first.astype(object)
+    return result
+
+
+def validate(
+    table: Table,
+    catalog: Catalog,
+    mode: Mode = "add-only",
+    current: pd.DataFrame | None = None,
+) -> Validated:
+    """Every check that needs no org; requirements on the after-the-row view of ``current``."""
+    from csvimport import requirements  # local: requirements imports Validated's helpers
+
+    cells = _cells(table)
+    headers = _header_map(table, catalog)
+    email = cells["email"] if "email" in cells else pd.Series("", index=cells.index)
+    b = IssueBuilder(cells, headers, email)
+    _email_presence(cells, b)
+    _format_issues(cells, catalog, b)
+    _mangled_issues(table, cells, catalog, b)
+    flags = _flags(table, catalog, b)
+    row_package = _row_package(flags, catalog, cells.index, b)
+    _suspended(table, flags, b)
+    email_key = email.str.lower()
+    _duplicates(email_key, email != "", "email", "duplicate_email", b, "each user may appear once")
+    phone_key = _phone_key(cells)
+    if phone_key is not None:
+        _duplicates(phone_key, phone_key != "", "phone_number", "duplicate_phone", b,
+                    "give each user a different phone number")
+    after = requirements.after_view(cells, email_key, flags, row_package, catalog, mode, current)
+    requirements.check(after, cells, flags, catalog, mode, b)
+    v = Validated(table, cells, email_key, flags, row_package, after, b.frame(), headers)
+    return v
+
+
+def _email_presence(cells: pd.DataFrame, b: IssueBuilder) -> None:
+    if "email" not in cells:
+        return
+    blank = cells.index[(cells["email"] == "").to_numpy()]
+    b.rows(blank, "missing_email", "the User ID/Email cell is empty: every row needs the "
+           "user's email address; fill it in or delete the row", column="email")
+
+
+def _phone_key(cells: pd.DataFrame) -> pd.Series | None:
+    if "phone_number" not in cells:
+        return None
+    return cells["phone_number"].str.replace(PHONE_SEPARATORS, "", regex=True)
+
+
+def _duplicates(keys: pd.Series, usable: pd.Series, fid: str, code: str, b: IssueBuilder, fix: str) -> None:
+    """Second and later occurrences of a key, each citing the row of the first."""
+    keys = keys[usable.to_numpy()]
+    dup = keys.duplicated(keep="first")
+    if not dup.any():
+        return
+    first_row = pd.Series(keys.index, index=keys.index).groupby(keys.to_numpy()).transform("first")
+    rows = keys.index[dup.to_numpy()]
+    firsts = first_row[dup].astype(str)
+    b.cells(rows, fid, code, fix, extra=" (first used in row " + firsts + ")")
+
+
+def _suspended(table: Table, flags: dict[str, pd.Series], b: IssueBuilder) -> None:
+    """``suspended_license``: TRUE in a column the file itself marks ``(Suspended)``."""
+    for col in table.columns:
+        if col.suspended and col.key in flags:
+            rows = flags[col.key].index[flags[col.key].fillna(False).astype(bool).to_numpy()]
+            b.cells(rows, col.key, "suspended_license",
+                    "set the cell to FALSE or leave it blank until the service is "
+                    "reactivated", values=table.frame[col.index])
+
+
+__all__ = ["ISSUE_COLUMNS", "Validated", "validate"]
