@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, select, text
 
-from csvimport.store.db import connect
+from csvimport.store.db import connect, transaction
+from csvimport.store.models import Base
 from csvimport.store.orgfile import load_org_file
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -128,3 +130,18 @@ def acme(engine: Engine, org_file: Path, tmp_path: Path) -> str:
     consumer.write_text(CONSUMER_YAML, encoding="utf-8")
     load_org_file(engine, consumer)
     return load_org_file(engine, org_file)
+
+
+def dump_tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, sorted: to compare whole database states."""
+    with transaction(engine, write=False) as conn:
+        return {
+            name: sorted((tuple(r) for r in conn.execute(select(table))), key=repr)
+            for name, table in Base.metadata.tables.items()
+        }
+
+
+@pytest.fixture
+def dump() -> Callable[[Engine], dict[str, list[tuple[Any, ...]]]]:
+    """``dump(engine)``: the whole database as sorted rows per table."""
+    return dump_tables

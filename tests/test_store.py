@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +16,9 @@ from csvimport.model import Refused, StaleOrBusy
 from csvimport.store import jobs, orders
 from csvimport.store.db import SchemaVersionError, connect, transaction
 from csvimport.store.export import org_rows
-from csvimport.store.models import Base, Meta, OrgLock
+from csvimport.store.models import Meta, OrgLock
 from csvimport.store.orgfile import OrgFileError, load_org_file
 from csvimport.store.snapshot import USER_COLUMNS, OrgNotFound, load_snapshot
-
-
-def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, sorted: to compare whole database states."""
-    with transaction(engine, write=False) as conn:
-        return {
-            name: sorted((tuple(r) for r in conn.execute(select(table))), key=repr)
-            for name, table in Base.metadata.tables.items()
-        }
 
 
 def test_schema_version_recorded_and_newer_refused(db_url: str) -> None:
@@ -140,7 +132,7 @@ users:
 
 
 def test_bad_org_file_names_key_and_value_and_loads_nothing(
-    engine: Engine, acme: str, tmp_path: Path
+    engine: Engine, acme: str, tmp_path: Path, dump: Callable[[Engine], Any]
 ) -> None:
     before = dump(engine)
     bad = tmp_path / "bad.yaml"
