@@ -325,6 +325,8 @@ def _trim(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
 
 
 def _unquote(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    if not pc.any(pc.starts_with(column, "'")).as_py():
+        return column  # the usual case, ten times cheaper than the regex
     marked = pc.match_substring_regex(column, _UNQUOTE)
     return pc.if_else(marked, pc.utf8_slice_codeunits(column, 1), column)
 
@@ -351,8 +353,7 @@ def _build(
             f"The file has {len(rows):,} user rows; the limit is {options.max_rows:,} "
             "(--max-rows). Split it into files of at most that many rows, or raise --max-rows.",
         )
-    take = pa.array(rows)
-    data = {i: _unquote(pc.take(c, take)) for i, c in enumerate(columns)}
+    data = {i: _unquote(_rows_of(c, rows)) for i, c in enumerate(columns)}
     frame = pa.table({str(i): c for i, c in data.items()}).to_pandas()
     frame.columns = pd.RangeIndex(len(columns))
     frame.index = pd.Index(rows + 1, name="row")
@@ -360,6 +361,16 @@ def _build(
     if numeric is not None:
         mask = pd.DataFrame(numeric[rows], index=frame.index, columns=frame.columns)
     return header, frame, mask
+
+
+def _rows_of(
+    column: pa.ChunkedArray | pa.Array, rows: np.ndarray[Any, Any]
+) -> pa.ChunkedArray | pa.Array:
+    """The cells at positions ``rows``; a slice when no blank row sits between them."""
+    start, stop = int(rows[0]), int(rows[-1]) + 1
+    if stop - start == len(rows):
+        return column.slice(start, stop - start)
+    return pc.take(column, pa.array(rows))
 
 
 _FIX_EMPTY = "Put the column headers in row 1 and one user per row below, then upload again."
