@@ -149,3 +149,12 @@ def apply(ctx: Context, file: Path | None, plan_file: Path | None, fmt: str, **k
     if kw["org"] is None:
         raise UsageError("apply needs --org ORG: the organisation to change")
     _run_job(ctx, _options(file, False, **kw), fmt)
+
+
+def _register() -> None:
+    from csvimport import cli_admin
+
+    cli_admin.register(main)
+
+
+_register()

@@ -1,0 +1,133 @@
+"""The org half of a users job: snapshot → validate → plan → (apply), under the org lock.
+
+Split from ``engine`` so that a validation without ``--org`` never imports the store or
+creates a database. A dry run reads the snapshot and writes nothing at all; an apply records
+a job, takes the org lock (one job per org, exit 4 when busy), plans against a snapshot taken
+under that lock and applies the plan in one transaction (exit 5 and nothing applied when it
+fails).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from csvimport import engine as eng
+from csvimport.catalog import Catalog
+from csvimport.model import FileRejected, Issue, Options, Result, Status, Table, UsageError
+from csvimport.plan import make_plan
+from csvimport.store import jobs
+from csvimport.store.snapshot import OrgNotFound, OrgSnapshot, load_snapshot
+from csvimport.validate import validate
+
+
+def default_max_deletes(users: int) -> int:
+    """SPEC 5: the larger of 10 and 10 % of the org's users, rounded down."""
+    return max(10, math.floor(users * 0.10))
+
+
+def run_with_org(
+    result: Result, table: Table, cat: Catalog, options: Options, db: Any, timer: eng.Timer,
+    progress: eng.Progress,
+) -> None:
+    assert options.org is not None
+    if db is None:
+        from csvimport.store.db import connect
+
+        db = connect(None)
+    if options.dry_run:
+        _plan(result, table, cat, options, db, timer, progress)
+        return
+    jobs.create_job(db, org=options.org, source=options.source, file=result.file,
+                    sha256=result.sha256, mode=options.mode, dry_run=False,
+                    options={"max_deletes": options.max_deletes}, job_id=result.job_id)
+    try:
+        jobs.acquire_org_lock(db, options.org, result.job_id)
+    except Exception:
+        jobs.finish_job(db, result.job_id, "FAILED", error="org busy")
+        raise
+    try:
+        jobs.start_job(db, result.job_id)
+        _plan(result, table, cat, options, db, timer, progress)
+        _apply(result, db, timer, progress)
+    finally:
+        jobs.release_org_lock(db, options.org, result.job_id)
+        jobs.finish_job(db, result.job_id, result.status.value, _counts(result),
+                        state_version=result.state_version, error=_error(result))
+
+
+def _plan(result: Result, table: Table, cat: Catalog, options: Options, db: Any,
+          timer: eng.Timer, progress: eng.Progress) -> None:
+    assert options.org is not None
+    keys = table.frame[table.column_for("email").index].str.lower() if table.column_for("email") else []
+    with timer.stage("snapshot"):
+        try:
+            snap = load_snapshot(db, options.org, emails=list(keys))
+        except OrgNotFound as exc:
+            raise UsageError(str(exc)) from exc
+    _check_ready(db, snap)
+    result.state_version = snap.state_version
+    progress("validate", 0, len(table.frame))
+    with timer.stage("validate"):
+        checked = validate(table, cat, options.mode, current=snap.users)
+    progress("plan", 0, len(table.frame))
+    with timer.stage("plan"):
+        plan, issues, _rows = make_plan(checked, snap, cat, options.mode, result.sha256)
+    eng.finish(result, issues, table, checked, plan)
+    _guard_deletes(result, snap, options, issues)
+
+
+def _check_ready(db: Any, snap: OrgSnapshot) -> None:
+    """SPEC 11: a users file for an org whose customer is not provisioned is refused."""
+    try:
+        from csvimport.customers import store as cstore
+    except ImportError:
+        return
+    status = cstore.status_of_org(db, snap.org_id)
+    if status is not None and status != "provisioned":
+        raise FileRejected([Issue(
+            code="org_not_ready", column="",
+            message=f"the customer of org {snap.org_id} is {status}, not provisioned: approve or "
+            "finish provisioning the customer first, then upload the users again")])
+
+
+def _guard_deletes(result: Result, snap: OrgSnapshot, options: Options, issues: Any) -> None:
+    """``too_many_deletes``: the whole file is refused, in the dry run too."""
+    limit = options.max_deletes
+    if limit is None:
+        limit = default_max_deletes(len(snap.users))
+    deletes = result.operations.get("delete_user", 0)
+    if deletes <= limit:
+        return
+    refusal = Issue(
+        code="too_many_deletes", column="",
+        message=f"the file would delete {deletes} users, more than the limit of {limit} "
+        f"({len(snap.users)} users in the org): check the package columns, or raise the limit "
+        "with --max-deletes if the deletions are intended")
+    result.plan = None
+    eng.reject_whole_file(result, issues, refusal)
+
+
+def _apply(result: Result, db: Any, timer: eng.Timer, progress: eng.Progress) -> None:
+    from csvimport.apply import apply_plan
+
+    plan = result.plan
+    if result.status == Status.REJECTED or plan is None or plan.operations.empty:
+        return
+    progress("apply", 0, len(plan.operations))
+    try:
+        with timer.stage("apply"):
+            result.state_version = apply_plan(db, plan, result.job_id)
+    except Exception as exc:  # any failure: nothing was applied (one transaction)
+        if type(exc).__name__ == "StaleOrBusy":
+            raise
+        result.status = Status.FAILED
+        result.notes.append(f"the job failed and nothing was applied: {exc}")
+
+
+def _counts(result: Result) -> dict[str, Any]:
+    return {"rows": result.summary()["rows"], "operations": result.operations}
+
+
+def _error(result: Result) -> str | None:
+    return result.notes[-1] if result.status == Status.FAILED and result.notes else None

@@ -1,0 +1,276 @@
+"""The diff: validated rows + an org snapshot → operations (SPEC section 6). Pure: no I/O.
+
+Every step is a column expression over the whole file. The only per-row Python is building
+the JSON-able payload (``attributes`` / ``changes``) of the operations that exist, which the
+plan file needs anyway.
+
+Order of work: classify rows (new, claim, existing, delete), run the row-local org rules of
+``rules``, then the whole-plan rules of ``accounting`` (numbers, extensions, seats, last
+admin) on the rows still valid, repeated until no further row is rejected (a rejected row
+neither frees nor takes anything), and finally emit the operations of the surviving rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from csvimport.catalog import Catalog
+from csvimport.issues import IssueBuilder, concat_issues
+from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
+from csvimport.requirements import delete_rows
+from csvimport.store.snapshot import OrgSnapshot
+from csvimport.validate import PHONE_SEPARATORS, Validated
+
+BOOL_TEXT = {True: "TRUE", False: "FALSE"}
+MAX_PASSES = 6
+
+
+@dataclass
+class Rows:
+    """The planning view of the file: one entry per row, aligned on the row number."""
+
+    v: Validated
+    snap: OrgSnapshot
+    cat: Catalog
+    mode: Mode
+    cur: pd.DataFrame  # the current user per row (NaN where the user is new)
+    exists: pd.Series
+    deleting: pd.Series
+    claim: pd.Series
+    add: pd.Series
+    other_org: pd.Series
+    values: pd.DataFrame  # the row's non-blank cells, normalised as they would be stored
+    license_ops: pd.DataFrame  # row, license, op ("assign_license" / "remove_license")
+
+    @property
+    def index(self) -> pd.Index:
+        return self.v.cells.index
+
+    def subscription_of(self, license_id: str) -> str | None:
+        col = self.v.table.column_for(license_id)
+        return col.subscription if col is not None else None
+
+
+def normalise_phone(values: pd.Series) -> pd.Series:
+    return values.str.replace(PHONE_SEPARATORS, "", regex=True)
+
+
+def _values(v: Validated, snap: OrgSnapshot, cat: Catalog) -> pd.DataFrame:
+    """The row's cells as they would be stored: phones compact, booleans TRUE/FALSE, names of
+    locations and sites in the org's own spelling."""
+    out = pd.DataFrame(index=v.cells.index)
+    spelling = {
+        "location": {n.casefold(): n for n in snap.locations},
+        "preferred_site": {n.casefold(): n for n in snap.sites},
+    }
+    for fid in v.cells.columns:
+        text = v.cells[fid].astype(str)
+        ftype = cat.fields[fid].type
+        if ftype == "phone":
+            text = normalise_phone(text)
+        elif ftype == "boolean" and fid in v.flags:
+            text = v.flags[fid].map(BOOL_TEXT).fillna("").astype(str)
+        elif fid in spelling:
+            canon = text.str.casefold().map(spelling[fid])
+            text = canon.where(canon.notna(), text).astype(str)
+        out[fid] = text.astype(object)
+    return out
+
+
+def classify(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> Rows:
+    """Who each row is about, and what it would do to the user's licenses."""
+    key = v.email_key
+    cur = snap.users.reindex(key.to_numpy())
+    cur.index = v.cells.index
+    exists = pd.Series(key.isin(snap.users.index).to_numpy(), index=v.cells.index) & (key != "")
+    all_false = delete_rows(v.flags, cat, v.cells.index)
+    deleting = all_false & (mode == "add-remove")
+    free = key.isin(snap.free_accounts) & ~exists
+    other = key.isin(snap.other_org_emails) & ~exists & ~free
+    new = ~exists & ~all_false & ~other & (key != "")
+    rows = Rows(
+        v=v, snap=snap, cat=cat, mode=mode, cur=cur, exists=exists, deleting=deleting,
+        claim=new & free, add=new & ~free, other_org=other,
+        values=_values(v, snap, cat), license_ops=pd.DataFrame(),
+    )
+    rows.license_ops = _license_ops(rows)
+    return rows
+
+
+def held(rows: Rows, license_id: str) -> pd.Series:
+    """Whether each row's user holds ``license_id`` now (package or license)."""
+    if license_id in rows.cat.packages:
+        return (rows.cur["package"] == license_id).fillna(False).astype(bool)
+    holders = rows.snap.licenses.loc[rows.snap.licenses["license"] == license_id, "email"]
+    return pd.Series(rows.v.email_key.isin(holders).to_numpy(), index=rows.index) & rows.exists
+
+
+def _license_ops(rows: Rows) -> pd.DataFrame:
+    """Assignments and removals each row asks for, before any rule rejects a row."""
+    parts: list[pd.DataFrame] = []
+    live = ~rows.deleting & (rows.exists | rows.claim | rows.add)
+    cur_pkg = rows.cur["package"].fillna("").astype(str)
+    target = rows.v.row_package
+    moving = live & (target != "") & (target != cur_pkg)
+    parts.append(_ops(moving & (cur_pkg != ""), cur_pkg, "remove_license", 0))
+    parts.append(_ops(moving, target, "assign_license", 2))
+    if rows.mode == "add-remove":
+        dropped = pd.Series(False, index=rows.index)
+        for pid, flag in rows.v.flags.items():
+            if pid in rows.cat.packages:
+                dropped |= (cur_pkg == pid) & (flag == False).fillna(False).astype(bool)  # noqa: E712
+        parts.append(_ops(live & dropped & (target == ""), cur_pkg, "remove_license", 0))
+    for lic in rows.cat.licenses:
+        flag = rows.v.flags.get(lic)
+        if flag is None:
+            continue
+        has = held(rows, lic)
+        parts.append(_ops(live & (flag == True).fillna(False).astype(bool) & ~has, lic, "assign_license", 3))  # noqa: E712
+        if rows.mode == "add-remove":
+            parts.append(_ops(live & (flag == False).fillna(False).astype(bool) & has, lic, "remove_license", 1))  # noqa: E712
+    if rows.mode == "add-only":
+        parts.append(_defaults(rows, parts))
+    out = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else _no_ops()
+    return out.sort_values(["row", "order", "license"], kind="stable").reset_index(drop=True)
+
+
+def _defaults(rows: Rows, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """add-only: a new or claimed user also gets the org's default basic licenses."""
+    newcomers = rows.add | rows.claim
+    chosen = pd.concat([p for p in parts if len(p)], ignore_index=True) if parts else _no_ops()
+    taken = set(zip(chosen["row"], chosen["license"], strict=True)) if len(chosen) else set()
+    extra = []
+    for lic in rows.snap.settings.default_licenses:
+        part = _ops(newcomers, lic, "assign_license", 3)
+        keep = [(r, lic) not in taken for r in part["row"]]
+        extra.append(part[keep])
+    return pd.concat(extra, ignore_index=True) if extra else _no_ops()
+
+
+def _ops(mask: pd.Series, license: pd.Series | str, op: str, order: int) -> pd.DataFrame:
+    idx = mask.index[mask.to_numpy()]
+    lic = license.reindex(idx).to_numpy() if isinstance(license, pd.Series) else license
+    return pd.DataFrame({"row": idx.to_numpy(), "license": lic, "op": op, "order": order})
+
+
+def _no_ops() -> pd.DataFrame:
+    return pd.DataFrame({"row": pd.Series(dtype="int64"), "license": pd.Series(dtype=object),
+                         "op": pd.Series(dtype=object), "order": pd.Series(dtype="int64")})
+
+
+def changes(rows: Rows) -> pd.DataFrame:
+    """Long form of every attribute change of existing users: row, field, from, to."""
+    parts = []
+    existing = rows.exists & ~rows.deleting
+    for fid in rows.values.columns:
+        if fid == "email" or fid not in rows.cur:
+            continue
+        new = rows.values[fid]
+        old = rows.cur[fid].fillna("").astype(str)
+        if rows.cat.fields[fid].type == "phone":
+            old = normalise_phone(old)
+        mask = existing & (new != "") & (new != old)
+        idx = mask.index[mask.to_numpy()]
+        parts.append(pd.DataFrame({"row": idx, "field": fid, "from": old[idx].to_numpy(),
+                                   "to": new[idx].to_numpy()}))
+    if not parts:
+        return pd.DataFrame(columns=["row", "field", "from", "to"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _typed(fid: str, value: str, cat: Catalog) -> object:
+    if cat.fields[fid].type == "boolean":
+        return value == "TRUE"
+    return value
+
+
+def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
+    """The plan's operations for the ``valid`` rows, in file order (user op, then licenses)."""
+    email = rows.v.cells["email"] if "email" in rows.v.cells else pd.Series("", index=rows.index)
+    parts: list[pd.DataFrame] = []
+    ok = pd.Series(rows.index.isin(valid), index=rows.index)
+    for mask, op in ((rows.add, "add_user"), (rows.claim, "claim_user")):
+        idx = rows.index[(mask & ok).to_numpy()]
+        attrs = _attributes(rows, idx)
+        parts.append(pd.DataFrame({"row": idx, "op": op, "license": None, "data": attrs, "order": -1}))
+    idx = rows.index[(rows.deleting & rows.exists & ok).to_numpy()]
+    parts.append(pd.DataFrame({"row": idx, "op": "delete_user", "license": None, "data": [{} for _ in idx], "order": -1}))
+    parts.append(_modify_ops(rows, ok))
+    lic = rows.license_ops[rows.license_ops["row"].isin(valid)]
+    parts.append(pd.DataFrame({"row": lic["row"], "op": lic["op"], "license": lic["license"],
+                               "data": [{} for _ in range(len(lic))], "order": lic["order"]}))
+    ops = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
+    if ops is None:
+        return empty_operations()
+    ops = ops.sort_values(["row", "order"], kind="stable")
+    ops["email"] = email.reindex(ops["row"].to_numpy()).to_numpy()
+    ops["row"] = ops["row"].astype("int64")
+    return ops[PLAN_COLUMNS].reset_index(drop=True)
+
+
+def _attributes(rows: Rows, idx: pd.Index) -> list[dict[str, object]]:
+    """``{field: value}`` of the non-blank cells of new or claimed users."""
+    sub = rows.values.loc[idx]
+    fields = list(sub.columns)
+    out = []
+    for tup in sub.itertuples(index=False, name=None):
+        out.append({f: _typed(f, val, rows.cat) for f, val in zip(fields, tup, strict=True) if val != ""})
+    return out
+
+
+def _modify_ops(rows: Rows, ok: pd.Series) -> pd.DataFrame:
+    diff = changes(rows)
+    diff = diff[diff["row"].isin(rows.index[ok.to_numpy()])]
+    if diff.empty:
+        return pd.DataFrame(columns=["row", "op", "license", "data", "order"])
+    grouped: dict[int, dict[str, dict[str, object]]] = {}
+    for row, fid, old, new in diff.itertuples(index=False, name=None):
+        grouped.setdefault(int(row), {})[fid] = {
+            "from": _typed(fid, old, rows.cat) if old != "" else None,
+            "to": _typed(fid, new, rows.cat),
+        }
+    idx = list(grouped)
+    return pd.DataFrame({"row": idx, "op": "modify_user", "license": None,
+                         "data": [{"changes": grouped[r]} for r in idx], "order": -1})
+
+
+def make_plan(
+    v: Validated,
+    snap: OrgSnapshot,
+    cat: Catalog,
+    mode: Mode,
+    sha256: str | None,
+) -> tuple[Plan, pd.DataFrame, Rows]:
+    """Org rules and the diff: the plan of the valid rows and every org-level issue."""
+    from csvimport import accounting, rules
+
+    rows = classify(v, snap, cat, mode)
+    email = v.cells["email"] if "email" in v.cells else pd.Series("", index=v.cells.index)
+    b = IssueBuilder(v.cells, v.headers, email)
+    rules.check(rows, b)
+    issues = concat_issues([v.issues, b.frame()])
+    for _ in range(MAX_PASSES):
+        valid = _valid_rows(rows, issues)
+        extra = accounting.check(rows, valid)
+        if extra.empty:
+            break
+        issues = concat_issues([issues, extra])
+    valid = _valid_rows(rows, issues)
+    ops = operations(rows, valid)
+    ops["data"] = [_payload(op, d) for op, d in zip(ops["op"], ops["data"], strict=True)]
+    plan = Plan(org=snap.org_id, mode=mode, state_version=snap.state_version, sha256=sha256, operations=ops)
+    return plan, issues, rows
+
+
+def _payload(op: str, data: object) -> dict[str, object]:
+    if op in ("add_user", "claim_user"):
+        return {"attributes": data}
+    return dict(data) if isinstance(data, dict) else {}
+
+
+def _valid_rows(rows: Rows, issues: pd.DataFrame) -> pd.Index:
+    bad = issues.loc[(issues["severity"] == "error") & issues["row"].notna(), "row"].astype("int64")
+    return rows.index[~rows.index.isin(np.asarray(bad))]
