@@ -152,9 +152,11 @@ def apply(ctx: Context, file: Path | None, plan_file: Path | None, fmt: str, **k
 
 
 def _register() -> None:
-    from csvimport import cli_admin
+    """Command groups live in modules of their own; each adds its commands here."""
+    from csvimport import cli_admin, cli_batch, cli_customers
 
-    cli_admin.register(main)
+    for module in (cli_admin, cli_batch, cli_customers):
+        module.register(main)
 
 
 _register()

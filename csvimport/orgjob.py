@@ -38,22 +38,26 @@ def run_with_org(
     if options.dry_run:
         _plan(result, table, cat, options, db, timer, progress)
         return
-    jobs.create_job(db, org=options.org, source=options.source, file=result.file,
-                    sha256=result.sha256, mode=options.mode, dry_run=False,
-                    options={"max_deletes": options.max_deletes}, job_id=result.job_id)
+    if options.source != "batch":  # a batch worker creates and finishes its own job record
+        jobs.create_job(db, org=options.org, source=options.source, file=result.file,
+                        sha256=result.sha256, mode=options.mode, dry_run=False,
+                        options={"max_deletes": options.max_deletes}, job_id=result.job_id)
     try:
         jobs.acquire_org_lock(db, options.org, result.job_id)
     except Exception:
-        jobs.finish_job(db, result.job_id, "FAILED", error="org busy")
+        if options.source != "batch":
+            jobs.finish_job(db, result.job_id, "FAILED", error="org busy")
         raise
     try:
-        jobs.start_job(db, result.job_id)
+        if options.source != "batch":
+            jobs.start_job(db, result.job_id)
         _plan(result, table, cat, options, db, timer, progress)
         _apply(result, db, timer, progress)
     finally:
         jobs.release_org_lock(db, options.org, result.job_id)
-        jobs.finish_job(db, result.job_id, result.status.value, _counts(result),
-                        state_version=result.state_version, error=_error(result))
+        if options.source != "batch":
+            jobs.finish_job(db, result.job_id, result.status.value, job_counts(result),
+                            state_version=result.state_version, error=_error(result))
 
 
 def _plan(result: Result, table: Table, cat: Catalog, options: Options, db: Any,
@@ -125,7 +129,7 @@ def _apply(result: Result, db: Any, timer: eng.Timer, progress: eng.Progress) ->
         result.notes.append(f"the job failed and nothing was applied: {exc}")
 
 
-def _counts(result: Result) -> dict[str, Any]:
+def job_counts(result: Result) -> dict[str, Any]:
     return {"rows": result.summary()["rows"], "operations": result.operations}
 
 
