@@ -19,7 +19,7 @@ run: $(STAMP)
 	bash samples/run.sh $(BIN)/csvimport
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check csvimport tests bench
