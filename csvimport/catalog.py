@@ -91,6 +91,11 @@ class Catalog:
     headers: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     @property
+    def key_field(self) -> str:
+        """The field that identifies a row (``key: email`` in ``users.yaml``)."""
+        return "email"
+
+    @property
     def basic_licenses(self) -> list[License]:
         return [lic for lic in self.licenses.values() if lic.kind == "basic"]
 
