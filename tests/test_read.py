@@ -113,7 +113,7 @@ def _cell(alphabet: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 
 @st.composite
-def csv_cases(draw: st.DrawFn) -> tuple[str, str, Literal[0, 1], list[list[str]]]:
+def csv_cases(draw: st.DrawFn) -> tuple[str, str, Literal[0, 1], list[list[str]], bool]:
     encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]))
     delimiter = draw(st.sampled_from([",", ";", "\t", "|"]))
     quoting: Literal[0, 1] = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
@@ -121,7 +121,13 @@ def csv_cases(draw: st.DrawFn) -> tuple[str, str, Literal[0, 1], list[list[str]]
     alphabet = _CP1252 if encoding == "cp1252" else _PLAIN
     cell = _cell(alphabet).filter(lambda s: encoding != "cp1252" or _cp1252_ok(s))
     rows = draw(st.lists(st.lists(cell, min_size=width, max_size=width), min_size=1, max_size=6))
-    return encoding, delimiter, quoting, rows
+    return encoding, delimiter, quoting, rows, draw(st.booleans())
+
+
+def _without_trailing_empties(row: list[str]) -> list[str]:
+    while row and row[-1] == "":
+        row = row[:-1]
+    return row
 
 
 def _cp1252_ok(text: str) -> bool:
@@ -139,13 +145,15 @@ def _cp1252_ok(text: str) -> bool:
 )
 @given(case=csv_cases())
 def test_any_table_reads_back_identical(
-    tmp_path: Path, case: tuple[str, str, Literal[0, 1], list[list[str]]]
+    tmp_path: Path, case: tuple[str, str, Literal[0, 1], list[list[str]], bool]
 ) -> None:
-    encoding, delimiter, quoting, rows = case
+    encoding, delimiter, quoting, rows, short = case
     header = [f"h{i}" for i in range(len(rows[0]))]
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, delimiter=delimiter, quoting=quoting, lineterminator="\r\n")
-    writer.writerows([header, *rows])
+    writer.writerow(header)
+    for row in rows:  # some tools drop trailing empty cells: forces the exact Python parser
+        writer.writerow(_without_trailing_empties(row) if short else row)
     data = buffer.getvalue().encode(encoding)
     if encoding == "cp1252":
         try:  # cp1252 bytes that happen to be valid UTF-8 are UTF-8: by design
