@@ -131,23 +131,27 @@ def _license_ops(rows: Rows) -> pd.DataFrame:
         parts.append(_ops(live & (flag == True).fillna(False).astype(bool) & ~has, lic, "assign_license", 3))  # noqa: E712
         if rows.mode == "add-remove":
             parts.append(_ops(live & (flag == False).fillna(False).astype(bool) & has, lic, "remove_license", 1))  # noqa: E712
+    chosen = _concat(parts)
     if rows.mode == "add-only":
-        parts.append(_defaults(rows, parts))
-    out = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else _no_ops()
-    return out.sort_values(["row", "order", "license"], kind="stable").reset_index(drop=True)
+        chosen = _concat([chosen, _defaults(rows, chosen)])
+    return chosen.sort_values(["row", "order", "license"], kind="stable").reset_index(drop=True)
 
 
-def _defaults(rows: Rows, parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """add-only: a new or claimed user also gets the org's default basic licenses."""
+def _defaults(rows: Rows, chosen: pd.DataFrame) -> pd.DataFrame:
+    """add-only: a new or claimed user also gets the org's default basic licenses (those its
+    row does not assign already)."""
     newcomers = rows.add | rows.claim
-    chosen = pd.concat([p for p in parts if len(p)], ignore_index=True) if parts else _no_ops()
-    taken = set(zip(chosen["row"], chosen["license"], strict=True)) if len(chosen) else set()
-    extra = []
-    for lic in rows.snap.settings.default_licenses:
-        part = _ops(newcomers, lic, "assign_license", 3)
-        keep = [(r, lic) not in taken for r in part["row"]]
-        extra.append(part[keep])
-    return pd.concat(extra, ignore_index=True) if extra else _no_ops()
+    extra = _concat([_ops(newcomers, lic, "assign_license", 3) for lic in rows.snap.settings.default_licenses])
+    if extra.empty or chosen.empty:
+        return extra
+    both = extra.merge(chosen[["row", "license"]], on=["row", "license"], how="left", indicator=True)
+    return extra[(both["_merge"] == "left_only").to_numpy()]
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Operation frames joined; an empty frame of the right shape when there are none."""
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else _no_ops()
 
 
 def _ops(mask: pd.Series, license: pd.Series | str, op: str, order: int) -> pd.DataFrame:
