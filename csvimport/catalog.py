@@ -231,6 +231,15 @@ def _header_index(cat: Catalog) -> dict[str, tuple[str, str | None]]:
     return index
 
 
+def _words(data: dict[str, Any], key: str) -> set[str]:
+    """Boolean words; each must be a string (unquoted YES/NO would be YAML booleans)."""
+    words = _need(data, key, "booleans.yaml", list)
+    for i, word in enumerate(words):
+        if not isinstance(word, str):
+            raise SchemaError(f"booleans.yaml: {key}[{i}] is {word!r}, not text: quote it")
+    return {w.casefold() for w in words}
+
+
 def load(directory: Path = SCHEMA_DIR) -> Catalog:
     """Read and check the catalogue in ``directory``."""
     users = _read(directory / "users.yaml")
@@ -243,8 +252,8 @@ def load(directory: Path = SCHEMA_DIR) -> Catalog:
     for raw in users.get("readonly_columns") or []:
         readonly += [raw["header"], *(raw.get("aliases") or [])]
     rules = users.get("name_rules") or {}
-    true_words = {str(w).casefold() for w in _need(booleans, "true_words", "booleans.yaml", list)}
-    false_words = {str(w).casefold() for w in _need(booleans, "false_words", "booleans.yaml", list)}
+    true_words = _words(booleans, "true_words")
+    false_words = _words(booleans, "false_words")
     if true_words & false_words:
         raise SchemaError(f"booleans.yaml: words both true and false: {true_words & false_words}")
     cat = Catalog(

@@ -128,8 +128,11 @@ def _phone_check() -> pa.Check:
     return pa.Check(check, error="invalid_phone")
 
 
-def _format_issues(cells: pd.DataFrame, catalog: Catalog, b: IssueBuilder) -> None:
-    """Run the pandera schema lazily and turn its failure cases into issues."""
+def _format_issues(
+    cells: pd.DataFrame, catalog: Catalog, b: IssueBuilder, mangled: dict[str, pd.Index]
+) -> None:
+    """Run the pandera schema lazily and turn its failure cases into issues; a cell already
+    reported as ``number_mangled`` gets no second issue."""
     try:
         _pandera_schema(catalog, list(cells.columns)).validate(cells, lazy=True)
     except pa.errors.SchemaErrors as err:
@@ -137,11 +140,16 @@ def _format_issues(cells: pd.DataFrame, catalog: Catalog, b: IssueBuilder) -> No
         cases = cases[cases["index"].notna()].drop_duplicates(["index", "column", "check"])
         for (column, code), group in cases.groupby(["column", "check"], sort=False):
             rows = pd.Index(group["index"].astype("int64"))
+            rows = rows.difference(mangled.get(str(column), pd.Index([])), sort=False)
             b.cells(rows, str(column), str(code), FIX.get(str(code), "correct the value"))
 
 
-def _mangled_issues(table: Table, cells: pd.DataFrame, catalog: Catalog, b: IssueBuilder) -> None:
-    """``number_mangled``: a phone stored as a number, or any number in scientific/fraction form."""
+def _mangled_issues(
+    table: Table, cells: pd.DataFrame, catalog: Catalog, b: IssueBuilder
+) -> dict[str, pd.Index]:
+    """``number_mangled``: a phone stored as a number, or any number in scientific/fraction
+    form. Returns the rows it reported, per field."""
+    out: dict[str, pd.Index] = {}
     for fid in cells.columns:
         ftype = catalog.fields[fid].type
         if ftype not in ("phone", "extension"):
@@ -150,7 +158,9 @@ def _mangled_issues(table: Table, cells: pd.DataFrame, catalog: Catalog, b: Issu
         col = table.column_for(fid)
         if ftype == "phone" and table.numeric is not None and col is not None:
             mask |= table.numeric[col.index].astype(bool) & (cells[fid] != "")
-        b.cells(cells.index[mask.to_numpy()], fid, "number_mangled", FIX["number_mangled"])
+        out[fid] = cells.index[mask.to_numpy()]
+        b.cells(out[fid], fid, "number_mangled", FIX["number_mangled"])
+    return out
 
 
 def _flags(table: Table, catalog: Catalog, b: IssueBuilder) -> dict[str, pd.Series]:
@@ -206,8 +216,8 @@ def validate(
     email = cells["email"] if "email" in cells else pd.Series("", index=cells.index)
     b = IssueBuilder(cells, headers, email)
     _email_presence(cells, b)
-    _format_issues(cells, catalog, b)
-    _mangled_issues(table, cells, catalog, b)
+    mangled = _mangled_issues(table, cells, catalog, b)
+    _format_issues(cells, catalog, b, mangled)
     flags = _flags(table, catalog, b)
     row_package = _row_package(flags, catalog, cells.index, b)
     _suspended(table, flags, b)
