@@ -393,17 +393,29 @@ class _Writer:
             for e, p in self.phones.items()
             if p
         ]
+        # Updates by primary key only: a condition on ``email`` lets PostgreSQL's generic plan
+        # pick the (org, email) index and scan every free number per row (1k ops/s).
         stmt = (
             update(_NUMBERS)
             .where(
                 _NUMBERS.c.org_id == bindparam("k_org"),
                 _NUMBERS.c.number == bindparam("k_number"),
-                _NUMBERS.c.email.is_(None),
             )
             .values(email=bindparam("v_email"))
         )
         for chunk in _chunks(takes):
-            self.conn.execute(stmt, chunk)
+            held = set(
+                self.conn.execute(
+                    select(_NUMBERS.c.number).where(
+                        _NUMBERS.c.org_id == self.org,
+                        _NUMBERS.c.number.in_([t["k_number"] for t in chunk]),
+                        _NUMBERS.c.email.is_not(None),
+                    )
+                ).scalars()
+            )
+            free = [t for t in chunk if t["k_number"] not in held]  # never take a held number
+            if free:
+                self.conn.execute(stmt, free)
 
     def write_audit(self, job_id: str) -> None:
         events = sorted(self.audit.events, key=lambda e: int(e["seq"]))
