@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -20,6 +20,7 @@ from csvimport import catalog as catalog_mod
 from csvimport import report
 from csvimport.issues import concat_issues, file_issues
 from csvimport.model import (
+    CUSTOMER_OPERATION_KINDS,
     Issue,
     FileRejected,
     OPERATION_KINDS,
@@ -39,6 +40,21 @@ Progress = Callable[[str, int, int], None]
 
 def _quiet(stage: str, done: int, total: int) -> None:
     """The default progress callback: says nothing."""
+
+
+class Checked(Protocol):
+    """What the row counting needs of a validation: its cells, one row per record.
+
+    ``validate.Validated`` (users) and the customers' validation both satisfy it.
+    """
+
+    @property
+    def cells(self) -> pd.DataFrame: ...
+
+
+def operation_kinds(result: Result) -> tuple[str, ...]:
+    """The operation kinds the summary lists for this kind of job (SPEC 7 and 11)."""
+    return CUSTOMER_OPERATION_KINDS if result.kind == "customers" else OPERATION_KINDS
 
 
 class Timer:
@@ -92,7 +108,7 @@ def _run(result: Result, options: Options, db: Any, timer: Timer, progress: Prog
         with timer.stage("read"):
             table = read_table(options.file, options, cat)
     except FileRejected as exc:
-        _reject(result, file_issues(exc.issues))
+        reject_file(result, exc.issues)
         return
     result.table, result.encoding, result.delimiter = table, table.encoding, table.delimiter
     if options.org is None:
@@ -104,17 +120,26 @@ def _run(result: Result, options: Options, db: Any, timer: Timer, progress: Prog
         return
     from csvimport import orgjob  # the org path needs the store; kept out of no-org runs
 
-    orgjob.run_with_org(result, table, cat, options, db, timer, progress)
+    try:
+        orgjob.run_with_org(result, table, cat, options, db, timer, progress)
+    except FileRejected as exc:  # e.g. org_not_ready (SPEC 11): refused after reading
+        result.plan = None
+        reject_file(result, exc.issues)
 
 
 def _reject(result: Result, issues: pd.DataFrame, keep_rows: bool = False) -> None:
     """The file as a whole is refused: exit 3, all counts 0."""
     result.status = Status.REJECTED
     result.rows = RowCounts()
-    result.operations = dict.fromkeys(OPERATION_KINDS, 0)
+    result.operations = dict.fromkeys(operation_kinds(result), 0)
     if not keep_rows:
         issues = issues[issues["row"].isna()]
     _store_issues(result, issues)
+
+
+def reject_file(result: Result, issues: list[Issue]) -> None:
+    """The file as a whole is refused (``FileRejected``): exit 3, its file-level issues."""
+    _reject(result, file_issues(issues))
 
 
 def reject_whole_file(result: Result, issues: pd.DataFrame, refusal: Issue) -> None:
@@ -140,7 +165,7 @@ def _store_issues(result: Result, issues: pd.DataFrame) -> None:
 
 
 def _finish(
-    result: Result, issues: pd.DataFrame, table: Table, checked: Validated, plan: Plan | None
+    result: Result, issues: pd.DataFrame, table: Table, checked: Checked, plan: Plan | None
 ) -> None:
     """Counts and status once every issue is known."""
     issues = concat_issues([file_issues(table.issues), issues])
@@ -157,12 +182,12 @@ def _finish(
     )
     if plan is not None:
         result.plan = plan
-        result.operations = plan.counts()
+        result.operations = plan.counts(operation_kinds(result))
     result.status = Status.COMPLETED_WITH_ERRORS if rejected else Status.COMPLETED
     _store_issues(result, issues)
 
 
-def _unchanged(checked: Validated, plan: Plan | None, rejected: set[int]) -> int:
+def _unchanged(checked: Checked, plan: Plan | None, rejected: set[int]) -> int:
     """Valid rows that yield no operation (known only against an org)."""
     if plan is None:
         return 0
@@ -171,7 +196,7 @@ def _unchanged(checked: Validated, plan: Plan | None, rejected: set[int]) -> int
     return len(rows - rejected - touched)
 
 
-def finish(result: Result, issues: pd.DataFrame, table: Table, checked: Validated, plan: Plan | None) -> None:
+def finish(result: Result, issues: pd.DataFrame, table: Table, checked: Checked, plan: Plan | None) -> None:
     """Public face of ``_finish`` for the org path."""
     _finish(result, issues, table, checked, plan)
 
@@ -182,10 +207,13 @@ def write_reports(result: Result, directory: Path) -> None:
     delimiter = result.delimiter if result.table is not None and result.table.kind == "csv" else ","
     delimiter = delimiter or ","
     report.write_summary(directory / "summary.json", result.summary())
-    report.write_issues(directory / "issues.csv", result.issues, delimiter)
+    key_header = report.KEY_HEADERS.get(result.kind, report.ISSUES_HEADER[1])
+    report.write_issues(directory / "issues.csv", result.issues, delimiter, key_header)
     rejected_file = result.status == Status.REJECTED
     errors = result.row_errors if result.row_errors is not None else report.joined_errors(result.issues)
-    report.write_errors(directory / "errors.csv", result.issues, errors, delimiter, rejected_file)
+    report.write_errors(
+        directory / "errors.csv", result.issues, errors, delimiter, rejected_file, key_header
+    )
     for stale in ("rejected.csv", "rejected.xlsx", "plan.jsonl"):
         (directory / stale).unlink(missing_ok=True)
     if result.table is not None and not rejected_file:

@@ -27,6 +27,8 @@ from csvimport.model import Plan, Table
 FORMULA_START = r"^(?:[=@\t\r]|[+-](?![0-9]+(?:[.,][0-9]+)?$))"
 ISSUES_HEADER = ["Row Number", "User ID/Email", "Column", "Code", "Severity", "Message", "Value"]
 ERRORS_HEADER = ["Row Number", "User ID/Email", "Error Message"]
+# The column that names a row's record in issues.csv and errors.csv, per kind of file (SPEC 11).
+KEY_HEADERS = {"users": "User ID/Email", "customers": "External Customer ID"}
 
 
 def neutralise(value: str) -> str:
@@ -110,10 +112,17 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_issues(path: Path, issues: pd.DataFrame, delimiter: str) -> None:
+def write_issues(
+    path: Path, issues: pd.DataFrame, delimiter: str, key_header: str = ISSUES_HEADER[1]
+) -> None:
     frame = issues[["row", "email", "column", "code", "severity", "message", "value"]].copy()
     frame["row"] = frame["row"].astype("Int64").astype(str).replace("<NA>", "")
-    write_frame_csv(path, frame, ISSUES_HEADER, delimiter)
+    write_frame_csv(path, frame, _keyed(ISSUES_HEADER, key_header), delimiter)
+
+
+def _keyed(header: list[str], key_header: str) -> list[str]:
+    """``header`` with its record column (the second) named ``key_header``."""
+    return [header[0], key_header, *header[2:]]
 
 
 def joined_errors(issues: pd.DataFrame) -> pd.DataFrame:
@@ -126,7 +135,12 @@ def joined_errors(issues: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_errors(
-    path: Path, issues: pd.DataFrame, errors: pd.DataFrame, delimiter: str, file_rejected: bool
+    path: Path,
+    issues: pd.DataFrame,
+    errors: pd.DataFrame,
+    delimiter: str,
+    file_rejected: bool,
+    key_header: str = ERRORS_HEADER[1],
 ) -> None:
     """``errors.csv``: per rejected row, or per file-level error when the file was refused."""
     if file_rejected:
@@ -135,7 +149,8 @@ def write_errors(
     else:
         frame = errors.copy()
         frame["row"] = frame["row"].astype("int64").astype(str)
-    write_frame_csv(path, frame[["row", "email", "message"]], ERRORS_HEADER, delimiter)
+    header = _keyed(ERRORS_HEADER, key_header)
+    write_frame_csv(path, frame[["row", "email", "message"]], header, delimiter)
 
 
 def write_rejected(directory: Path, table: Table, errors: pd.DataFrame, delimiter: str) -> Path | None:
@@ -156,7 +171,9 @@ def write_rejected(directory: Path, table: Table, errors: pd.DataFrame, delimite
 
 def write_plan(path: Path, plan: Plan) -> None:
     """``plan.jsonl``: a header line, then one operation per line (SPEC section 7)."""
-    head = {"org": plan.org, "mode": plan.mode, "state_version": plan.state_version, "sha256": plan.sha256}
+    # A plan without an org (a customers file, SPEC 11) has no mode either.
+    mode = plan.mode if plan.org is not None else None
+    head = {"org": plan.org, "mode": mode, "state_version": plan.state_version, "sha256": plan.sha256}
     with path.open("w", encoding="utf-8") as fh:
         fh.write(json.dumps({"plan": head}, ensure_ascii=False) + "\n")
         for op in plan.operations.itertuples(index=False):
