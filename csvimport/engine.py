@@ -33,7 +33,7 @@ from csvimport.model import (
     UsageError,
 )
 from csvimport.read import read_table, sha256_of
-from csvimport.validate import Validated, validate
+from csvimport.validate import validate
 
 Progress = Callable[[str, int, int], None]
 
@@ -196,7 +196,9 @@ def _unchanged(checked: Checked, plan: Plan | None, rejected: set[int]) -> int:
     return len(rows - rejected - touched)
 
 
-def finish(result: Result, issues: pd.DataFrame, table: Table, checked: Checked, plan: Plan | None) -> None:
+def finish(
+    result: Result, issues: pd.DataFrame, table: Table, checked: Checked, plan: Plan | None
+) -> None:
     """Public face of ``_finish`` for the org path."""
     _finish(result, issues, table, checked, plan)
 
