@@ -134,8 +134,16 @@ def _operations(frame: pd.DataFrame) -> Iterator[_Op]:
             email=display.lower(),
             display=display,
             license=None if not isinstance(lic, str) or not lic else lic,
-            data=data if isinstance(data, dict) else {},
+            data=_data(seq, data),
         )
+
+
+def _data(seq: int, data: Any) -> dict[str, Any]:
+    if isinstance(data, dict):
+        return data
+    if data is None or (isinstance(data, float) and pd.isna(data)):
+        return {}
+    raise ValueError(f"plan line {seq}: data must be a mapping, not {type(data).__name__}")
 
 
 def _chunks(items: list[Any], size: int = CHUNK) -> Iterable[list[Any]]:

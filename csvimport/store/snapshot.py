@@ -202,7 +202,7 @@ def _pools(
         .order_by(Pool.id)
     )
     rows = conn.execute(stmt).fetchall()
-    used = pd.concat([users["package"], licenses["license"]]).value_counts()
+    used = users["package"].value_counts().add(licenses["license"].value_counts(), fill_value=0)
     return pd.DataFrame(
         {
             "id": pd.Series([r[0] for r in rows], dtype="int64"),
