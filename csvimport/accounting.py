@@ -40,7 +40,9 @@ def _kept(rows: Rows, now: pd.Series, releasing: pd.Series) -> pd.Series:
     return holders.groupby(level=0).first()
 
 
-def _clash(rows: Rows, ok: pd.Series, wanted: pd.Series, key: pd.Series, kept: pd.Series) -> pd.Series:
+def _clash(
+    rows: Rows, ok: pd.Series, wanted: pd.Series, key: pd.Series, kept: pd.Series
+) -> pd.Series:
     """Valid rows taking a key that another user keeps."""
     holder = key.map(kept)
     taking = ok & (wanted != "") & ~rows.deleting
@@ -55,8 +57,12 @@ def _numbers(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
     now = normalise_phone(rows.snap.users["phone_number"].astype(str))
     kept = _kept(rows, now, ok & rows.exists & (rows.deleting | (wanted != "")))
     clash = _clash(rows, ok, wanted, wanted, kept)
-    b.cells(rows.index[clash.to_numpy()], "phone_number", "number_in_use",
-            "another user keeps this number after this file: choose a free number of the org")
+    b.cells(
+        rows.index[clash.to_numpy()],
+        "phone_number",
+        "number_in_use",
+        "another user keeps this number after this file: choose a free number of the org",
+    )
 
 
 def _extensions(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
@@ -73,9 +79,13 @@ def _extensions(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
     kept = _kept(rows, now, ok & rows.exists & (rows.deleting | moves))
     key = rows.v.after["location"].astype(str).str.casefold() + "\x00" + wanted
     clash = _clash(rows, ok, wanted, key, kept)
-    b.cells(rows.index[clash.to_numpy()], "extension", "extension_in_use",
-            "another user of this location keeps that extension after this file: choose a "
-            "free extension")
+    b.cells(
+        rows.index[clash.to_numpy()],
+        "extension",
+        "extension_in_use",
+        "another user of this location keeps that extension after this file: choose a "
+        "free extension",
+    )
 
 
 def _seats(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
@@ -95,14 +105,20 @@ def _seats(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
         left = seats - used + freed
         if math.isinf(left) or len(taking) <= left:
             continue
-        past = pd.Index(taking[max(int(left), 0):])
-        shown = ", ".join(str(r) for r in past[:SHOWN_ROWS]) + (" …" if len(past) > SHOWN_ROWS else "")
+        past = pd.Index(taking[max(int(left), 0) :])
+        shown = ", ".join(str(r) for r in past[:SHOWN_ROWS]) + (
+            " …" if len(past) > SHOWN_ROWS else ""
+        )
         have = max(int(seats - used + freed), 0)
-        b.cells(past, lic, "license_unavailable",
-                f"Licenses not available: {pool_name} has {have} of {_qty(seats)} seats left "
-                f"after this file's removals, {len(taking)} rows need one, {len(past)} short "
-                f"(rows {shown}): order more licenses or assign fewer",
-                values=pd.Series("TRUE", index=past))
+        b.cells(
+            past,
+            lic,
+            "license_unavailable",
+            f"Licenses not available: {pool_name} has {have} of {_qty(seats)} seats left "
+            f"after this file's removals, {len(taking)} rows need one, {len(past)} short "
+            f"(rows {shown}): order more licenses or assign fewer",
+            values=pd.Series("TRUE", index=past),
+        )
 
 
 def _qty(seats: float) -> str:
@@ -147,10 +163,19 @@ def _last_admin(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
     """The org keeps at least one full administrator."""
     users = rows.snap.users
     admins = int((users["role"] == "full_admin").sum())
-    gone = ok & rows.deleting & rows.exists & (rows.cur["role"] == "full_admin").fillna(False).astype(bool)
+    gone = (
+        ok
+        & rows.deleting
+        & rows.exists
+        & (rows.cur["role"] == "full_admin").fillna(False).astype(bool)
+    )
     idx = rows.index[gone.to_numpy()]
     if admins == 0 or len(idx) < admins:
         return
-    last = idx[admins - 1:]
-    b.rows(last, "last_admin", "this would delete the org's last full administrator: make "
-           "another user a full administrator first, or keep this user")
+    last = idx[admins - 1 :]
+    b.rows(
+        last,
+        "last_admin",
+        "this would delete the org's last full administrator: make "
+        "another user a full administrator first, or keep this user",
+    )

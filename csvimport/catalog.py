@@ -220,7 +220,9 @@ def _header_index(cat: Catalog) -> dict[str, tuple[str, str | None]]:
     entries: list[tuple[str, str | None, tuple[str, ...]]] = []
     entries += [("field", f.id, (f.header, *f.aliases)) for f in cat.fields.values()]
     entries += [("package", p.id, (p.header, p.id, *p.aliases)) for p in cat.packages.values()]
-    entries += [(lic.kind, lic.id, (lic.header, lic.id, *lic.aliases)) for lic in cat.licenses.values()]
+    entries += [
+        (lic.kind, lic.id, (lic.header, lic.id, *lic.aliases)) for lic in cat.licenses.values()
+    ]
     entries += [("readonly", None, (h,)) for h in cat.readonly]
     for kind, key, names in entries:
         for name in names:

@@ -60,7 +60,12 @@ class Group(click.Group):
 
 
 @click.group(cls=Group)
-@click.option("--db", envvar="CSVIMPORT_DB", default=None, help="SQLAlchemy URL (default: sqlite csvimport.db)")
+@click.option(
+    "--db",
+    envvar="CSVIMPORT_DB",
+    default=None,
+    help="SQLAlchemy URL (default: sqlite csvimport.db)",
+)
 @click.version_option(package_name="csvimport")
 @click.pass_context
 def main(ctx: click.Context, db: str | None) -> None:
@@ -73,13 +78,21 @@ def job_options(func: Any) -> Any:
     decorators = [
         click.option("--org", default=None, help="the customer org (enables the org checks)"),
         click.option("--mode", type=MODES, default="add-only", show_default=True),
-        click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None),
+        click.option(
+            "--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None
+        ),
         click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text"),
         click.option("--sheet", default=None, help="XLSX worksheet (default: first visible)"),
-        click.option("--max-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True),
-        click.option("--max-bytes", type=click.IntRange(min=1), default=512 * 1024 * 1024, show_default=True),
+        click.option(
+            "--max-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True
+        ),
+        click.option(
+            "--max-bytes", type=click.IntRange(min=1), default=512 * 1024 * 1024, show_default=True
+        ),
         click.option("--max-deletes", type=click.IntRange(min=0), default=None),
-        click.option("--max-issues", type=click.IntRange(min=1), default=100_000, show_default=True),
+        click.option(
+            "--max-issues", type=click.IntRange(min=1), default=100_000, show_default=True
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -121,7 +134,7 @@ def _run_job(ctx: Context, options: Options, fmt: str) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @job_options
 @click.pass_obj
-def validate(ctx: Context, file: Path, fmt: str, **kw: Any) -> None:
+def validate(ctx: Context, /, file: Path, fmt: str, **kw: Any) -> None:
     """Dry run: every problem and the would-be operations; never writes state."""
     _run_job(ctx, _options(file, True, **kw), fmt)
 
@@ -131,7 +144,7 @@ def validate(ctx: Context, file: Path, fmt: str, **kw: Any) -> None:
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @job_options
 @click.pass_obj
-def apply(ctx: Context, file: Path | None, plan_file: Path | None, fmt: str, **kw: Any) -> None:
+def apply(ctx: Context, /, file: Path | None, plan_file: Path | None, fmt: str, **kw: Any) -> None:
     """Carry out the operations of the valid rows (or of a reviewed plan)."""
     if plan_file is not None:
         if file is not None:

@@ -25,11 +25,18 @@ def _snapshot(ctx: Any, org: str) -> Any:
         raise UsageError(str(exc)) from exc
 
 
-def write_table(path: Path, header: list[str], rows: list[list[str]], dropdowns: dict[int, list[str]] | None = None) -> None:
+def write_table(
+    path: Path,
+    header: list[str],
+    rows: list[list[str]],
+    dropdowns: dict[int, list[str]] | None = None,
+) -> None:
     """A CSV (UTF-8 BOM, comma) or XLSX file, chosen by the suffix of ``path``."""
     suffix = path.suffix.lower()
     if suffix == ".xlsx":
-        report.write_xlsx(path, header, rows, dropdowns=dropdowns, max_rows=max(1000, len(rows) + 500))
+        report.write_xlsx(
+            path, header, rows, dropdowns=dropdowns, max_rows=max(1000, len(rows) + 500)
+        )
     elif suffix == ".csv":
         report.write_csv(path, header, rows)
     else:
@@ -67,25 +74,43 @@ def org_show(ctx: Any, org_id: str, fmt: str) -> None:
     pools = [_pool(p) for p in snap.pools.to_dict("records")]
     if fmt == "json":
         out = dict(s.__dict__)
-        out.update(users=len(snap.users), locations=sorted(snap.locations), sites=sorted(snap.sites), pools=pools)
+        out.update(
+            users=len(snap.users),
+            locations=sorted(snap.locations),
+            sites=sorted(snap.sites),
+            pools=pools,
+        )
         click.echo(json.dumps(out, default=list))
         return
-    click.echo(f"org {s.id} ({s.name}), {s.kind}, package {s.package or '-'}, state version {s.state_version}")
-    click.echo(f"  users {len(snap.users)}; directory sync {'on' if s.directory_sync else 'off'}; "
-               f"integrations {', '.join(s.integrations) or '-'}")
-    click.echo(f"  locations {', '.join(sorted(snap.locations)) or '-'}; sites {', '.join(sorted(snap.sites)) or '-'}")
+    click.echo(f"org {s.id} ({s.name}), {s.kind}, package {s.package or '-'}")
+    click.echo(f"  state version {s.state_version}")
+    click.echo(
+        f"  users {len(snap.users)}; directory sync {'on' if s.directory_sync else 'off'}; "
+        f"integrations {', '.join(s.integrations) or '-'}"
+    )
+    click.echo(f"  locations {', '.join(sorted(snap.locations)) or '-'}")
+    click.echo(f"  sites {', '.join(sorted(snap.sites)) or '-'}")
     for p in pools:
-        click.echo(f"  pool {p['license']:<24} {p['status']:<9} total {p['total']:>9} used {p['used']:>7} "
-                   f"remaining {p['remaining']:>9}" + (f"  order {p['order']}" if p["order"] else "")
-                   + (f"  sub {p['subscription']}" if p["subscription"] else ""))
+        click.echo(
+            f"  pool {p['license']:<24} {p['status']:<9} total {p['total']:>9} used {p['used']:>7} "
+            f"remaining {p['remaining']:>9}"
+            + (f"  order {p['order']}" if p["order"] else "")
+            + (f"  sub {p['subscription']}" if p["subscription"] else "")
+        )
 
 
 def _pool(p: dict[str, Any]) -> dict[str, Any]:
     qty = p["quantity"]
     unlimited = qty != qty  # NaN
-    return {"license": p["license"], "status": p["status"], "order": p["order"],
-            "subscription": p["subscription"], "total": "unlimited" if unlimited else int(qty),
-            "used": int(p["used"]), "remaining": "unlimited" if unlimited else int(qty) - int(p["used"])}
+    return {
+        "license": p["license"],
+        "status": p["status"],
+        "order": p["order"],
+        "subscription": p["subscription"],
+        "total": "unlimited" if unlimited else int(qty),
+        "used": int(p["used"]),
+        "remaining": "unlimited" if unlimited else int(qty) - int(p["used"]),
+    }
 
 
 @org.command("export")
@@ -110,7 +135,9 @@ def _dropdowns(header: list[str], snap: Any) -> dict[int, list[str]]:
         kind = cat.match_header(h)
         if kind is None:
             continue
-        if kind[0] in ("package", "basic", "product") or (kind[1] in cat.fields and cat.fields[kind[1]].type == "boolean"):
+        if kind[0] in ("package", "basic", "product") or (
+            kind[1] in cat.fields and cat.fields[kind[1]].type == "boolean"
+        ):
             out[i] = ["TRUE", "FALSE"]
         elif kind[1] == "location" and snap is not None and snap.locations:
             out[i] = sorted(snap.locations)
@@ -189,8 +216,10 @@ def jobs_list(ctx: Any, org_id: str | None, fmt: str) -> None:
         return
     for j in found:
         where = f" {j.folder}/{j.file}" if j.folder else f" {j.file or ''}"
-        click.echo(f"{j.id}  {j.created_at:%Y-%m-%d %H:%M:%S}  {j.org or '-':<12} {j.source:<5} "
-                   f"{'dry-run' if j.dry_run else 'apply':<7} {j.status:<22}{where}")
+        click.echo(
+            f"{j.id}  {j.created_at:%Y-%m-%d %H:%M:%S}  {j.org or '-':<12} {j.source:<5} "
+            f"{'dry-run' if j.dry_run else 'apply':<7} {j.status:<22}{where}"
+        )
 
 
 @jobs.command("show")

@@ -21,9 +21,9 @@ from csvimport import report
 from csvimport.issues import concat_issues, file_issues
 from csvimport.model import (
     CUSTOMER_OPERATION_KINDS,
-    Issue,
-    FileRejected,
     OPERATION_KINDS,
+    FileRejected,
+    Issue,
     Options,
     Plan,
     Result,
@@ -212,7 +212,9 @@ def write_reports(result: Result, directory: Path) -> None:
     key_header = report.KEY_HEADERS.get(result.kind, report.ISSUES_HEADER[1])
     report.write_issues(directory / "issues.csv", result.issues, delimiter, key_header)
     rejected_file = result.status == Status.REJECTED
-    errors = result.row_errors if result.row_errors is not None else report.joined_errors(result.issues)
+    errors = (
+        result.row_errors if result.row_errors is not None else report.joined_errors(result.issues)
+    )
     report.write_errors(
         directory / "errors.csv", result.issues, errors, delimiter, rejected_file, key_header
     )

@@ -39,7 +39,7 @@ CUSTOMER_OPERATION_KINDS = (
 )
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Outcome of a job; its exit code is fixed by SPEC section 7."""
 
     COMPLETED = "COMPLETED"
@@ -49,9 +49,7 @@ class Status(str, enum.Enum):
 
     @property
     def exit_code(self) -> int:
-        return {"COMPLETED": 0, "COMPLETED_WITH_ERRORS": 1, "REJECTED": 3, "FAILED": 5}[
-            self.value
-        ]
+        return {"COMPLETED": 0, "COMPLETED_WITH_ERRORS": 1, "REJECTED": 3, "FAILED": 5}[self.value]
 
 
 class ExitCode(enum.IntEnum):
@@ -185,7 +183,7 @@ class Plan:
     operations: pd.DataFrame
 
     def counts(self, kinds: tuple[str, ...] = OPERATION_KINDS) -> dict[str, int]:
-        counted = self.operations["op"].value_counts() if len(self.operations) else {}
+        counted: Any = self.operations["op"].value_counts() if len(self.operations) else {}
         return {k: int(counted.get(k, 0)) for k in kinds}
 
 

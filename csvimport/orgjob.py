@@ -27,7 +27,12 @@ def default_max_deletes(users: int) -> int:
 
 
 def run_with_org(
-    result: Result, table: Table, cat: Catalog, options: Options, db: Any, timer: eng.Timer,
+    result: Result,
+    table: Table,
+    cat: Catalog,
+    options: Options,
+    db: Any,
+    timer: eng.Timer,
     progress: eng.Progress,
 ) -> None:
     assert options.org is not None
@@ -39,9 +44,17 @@ def run_with_org(
         _plan(result, table, cat, options, db, timer, progress)
         return
     if options.source != "batch":  # a batch worker creates and finishes its own job record
-        jobs.create_job(db, org=options.org, source=options.source, file=result.file,
-                        sha256=result.sha256, mode=options.mode, dry_run=False,
-                        options={"max_deletes": options.max_deletes}, job_id=result.job_id)
+        jobs.create_job(
+            db,
+            org=options.org,
+            source=options.source,
+            file=result.file,
+            sha256=result.sha256,
+            mode=options.mode,
+            dry_run=False,
+            options={"max_deletes": options.max_deletes},
+            job_id=result.job_id,
+        )
     try:
         jobs.acquire_org_lock(db, options.org, result.job_id)
     except Exception:
@@ -56,17 +69,31 @@ def run_with_org(
     finally:
         jobs.release_org_lock(db, options.org, result.job_id)
         if options.source != "batch":
-            jobs.finish_job(db, result.job_id, result.status.value, job_counts(result),
-                            state_version=result.state_version, error=_error(result))
+            jobs.finish_job(
+                db,
+                result.job_id,
+                result.status.value,
+                job_counts(result),
+                state_version=result.state_version,
+                error=_error(result),
+            )
 
 
-def _plan(result: Result, table: Table, cat: Catalog, options: Options, db: Any,
-          timer: eng.Timer, progress: eng.Progress) -> None:
+def _plan(
+    result: Result,
+    table: Table,
+    cat: Catalog,
+    options: Options,
+    db: Any,
+    timer: eng.Timer,
+    progress: eng.Progress,
+) -> None:
     assert options.org is not None
-    keys = table.frame[table.column_for("email").index].str.lower() if table.column_for("email") else []
+    email = table.column_for("email")
+    keys: list[str] = [] if email is None else list(table.frame[email.index].str.lower())
     with timer.stage("snapshot"):
         try:
-            snap = load_snapshot(db, options.org, emails=list(keys))
+            snap = load_snapshot(db, options.org, emails=keys)
         except OrgNotFound as exc:
             raise UsageError(str(exc)) from exc
     _check_ready(db, snap)
@@ -83,16 +110,24 @@ def _plan(result: Result, table: Table, cat: Catalog, options: Options, db: Any,
 
 def _check_ready(db: Any, snap: OrgSnapshot) -> None:
     """SPEC 11: a users file for an org whose customer is not provisioned is refused."""
+    import importlib
+
     try:
-        from csvimport.customers import store as cstore
+        cstore = importlib.import_module("csvimport.customers.store")
     except ImportError:
         return
     status = cstore.status_of_org(db, snap.org_id)
     if status is not None and status != "provisioned":
-        raise FileRejected([Issue(
-            code="org_not_ready", column="",
-            message=f"the customer of org {snap.org_id} is {status}, not provisioned: approve or "
-            "finish provisioning the customer first, then upload the users again")])
+        raise FileRejected(
+            [
+                Issue(
+                    code="org_not_ready",
+                    column="",
+                    message=f"the customer of org {snap.org_id} is {status}, not provisioned: "
+                    "approve or finish provisioning the customer, then upload the users again",
+                )
+            ]
+        )
 
 
 def _guard_deletes(result: Result, snap: OrgSnapshot, options: Options, issues: Any) -> None:
@@ -104,10 +139,12 @@ def _guard_deletes(result: Result, snap: OrgSnapshot, options: Options, issues: 
     if deletes <= limit:
         return
     refusal = Issue(
-        code="too_many_deletes", column="",
+        code="too_many_deletes",
+        column="",
         message=f"the file would delete {deletes} users, more than the limit of {limit} "
         f"({len(snap.users)} users in the org): check the package columns, or raise the limit "
-        "with --max-deletes if the deletions are intended")
+        "with --max-deletes if the deletions are intended",
+    )
     result.plan = None
     eng.reject_whole_file(result, issues, refusal)
 

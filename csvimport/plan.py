@@ -19,6 +19,7 @@ import pandas as pd
 
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
+from csvimport.masks import is_false, is_true
 from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
 from csvimport.requirements import delete_rows
 from csvimport.store.snapshot import OrgSnapshot
@@ -92,9 +93,18 @@ def classify(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> Rows:
     other = key.isin(snap.other_org_emails) & ~exists & ~free
     new = ~exists & ~all_false & ~other & (key != "")
     rows = Rows(
-        v=v, snap=snap, cat=cat, mode=mode, cur=cur, exists=exists, deleting=deleting,
-        claim=new & free, add=new & ~free, other_org=other,
-        values=_values(v, snap, cat), license_ops=pd.DataFrame(),
+        v=v,
+        snap=snap,
+        cat=cat,
+        mode=mode,
+        cur=cur,
+        exists=exists,
+        deleting=deleting,
+        claim=new & free,
+        add=new & ~free,
+        other_org=other,
+        values=_values(v, snap, cat),
+        license_ops=pd.DataFrame(),
     )
     rows.license_ops = _license_ops(rows)
     return rows
@@ -121,16 +131,24 @@ def _license_ops(rows: Rows) -> pd.DataFrame:
         dropped = pd.Series(False, index=rows.index)
         for pid, flag in rows.v.flags.items():
             if pid in rows.cat.packages:
-                dropped |= (cur_pkg == pid) & (flag == False).fillna(False).astype(bool)  # noqa: E712
+                dropped |= (cur_pkg == pid) & is_false(flag)
         parts.append(_ops(live & dropped & (target == ""), cur_pkg, "remove_license", 0))
     for lic in rows.cat.licenses:
-        flag = rows.v.flags.get(lic)
-        if flag is None:
+        given = rows.v.flags.get(lic)
+        if given is None:
             continue
+        flag = given
         has = held(rows, lic)
-        parts.append(_ops(live & (flag == True).fillna(False).astype(bool) & ~has, lic, "assign_license", 3))  # noqa: E712
+        parts.append(_ops(live & is_true(flag) & ~has, lic, "assign_license", 3))
         if rows.mode == "add-remove":
-            parts.append(_ops(live & (flag == False).fillna(False).astype(bool) & has, lic, "remove_license", 1))  # noqa: E712
+            parts.append(
+                _ops(
+                    live & is_false(flag) & has,
+                    lic,
+                    "remove_license",
+                    1,
+                )
+            )
     chosen = _concat(parts)
     if rows.mode == "add-only":
         chosen = _concat([chosen, _defaults(rows, chosen)])
@@ -141,10 +159,14 @@ def _defaults(rows: Rows, chosen: pd.DataFrame) -> pd.DataFrame:
     """add-only: a new or claimed user also gets the org's default basic licenses (those its
     row does not assign already)."""
     newcomers = rows.add | rows.claim
-    extra = _concat([_ops(newcomers, lic, "assign_license", 3) for lic in rows.snap.settings.default_licenses])
+    extra = _concat(
+        [_ops(newcomers, lic, "assign_license", 3) for lic in rows.snap.settings.default_licenses]
+    )
     if extra.empty or chosen.empty:
         return extra
-    both = extra.merge(chosen[["row", "license"]], on=["row", "license"], how="left", indicator=True)
+    both = extra.merge(
+        chosen[["row", "license"]], on=["row", "license"], how="left", indicator=True
+    )
     return extra[(both["_merge"] == "left_only").to_numpy()]
 
 
@@ -161,8 +183,14 @@ def _ops(mask: pd.Series, license: pd.Series | str, op: str, order: int) -> pd.D
 
 
 def _no_ops() -> pd.DataFrame:
-    return pd.DataFrame({"row": pd.Series(dtype="int64"), "license": pd.Series(dtype=object),
-                         "op": pd.Series(dtype=object), "order": pd.Series(dtype="int64")})
+    return pd.DataFrame(
+        {
+            "row": pd.Series(dtype="int64"),
+            "license": pd.Series(dtype=object),
+            "op": pd.Series(dtype=object),
+            "order": pd.Series(dtype="int64"),
+        }
+    )
 
 
 def changes(rows: Rows) -> pd.DataFrame:
@@ -178,8 +206,11 @@ def changes(rows: Rows) -> pd.DataFrame:
             old = normalise_phone(old)
         mask = existing & (new != "") & (new != old)
         idx = mask.index[mask.to_numpy()]
-        parts.append(pd.DataFrame({"row": idx, "field": fid, "from": old[idx].to_numpy(),
-                                   "to": new[idx].to_numpy()}))
+        parts.append(
+            pd.DataFrame(
+                {"row": idx, "field": fid, "from": old[idx].to_numpy(), "to": new[idx].to_numpy()}
+            )
+        )
     if not parts:
         return pd.DataFrame(columns=["row", "field", "from", "to"])
     return pd.concat(parts, ignore_index=True)
@@ -199,16 +230,38 @@ def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
     for mask, op in ((rows.add, "add_user"), (rows.claim, "claim_user")):
         idx = rows.index[(mask & ok).to_numpy()]
         attrs = _attributes(rows, idx)
-        parts.append(pd.DataFrame({"row": idx, "op": op, "license": None, "data": attrs, "order": -1}))
+        parts.append(
+            pd.DataFrame({"row": idx, "op": op, "license": None, "data": attrs, "order": -1})
+        )
     idx = rows.index[(rows.deleting & rows.exists & ok).to_numpy()]
-    parts.append(pd.DataFrame({"row": idx, "op": "delete_user", "license": None, "data": [{} for _ in idx], "order": -1}))
+    parts.append(
+        pd.DataFrame(
+            {
+                "row": idx,
+                "op": "delete_user",
+                "license": None,
+                "data": [{} for _ in idx],
+                "order": -1,
+            }
+        )
+    )
     parts.append(_modify_ops(rows, ok))
     lic = rows.license_ops[rows.license_ops["row"].isin(valid)]
-    parts.append(pd.DataFrame({"row": lic["row"], "op": lic["op"], "license": lic["license"],
-                               "data": [{} for _ in range(len(lic))], "order": lic["order"]}))
-    ops = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
-    if ops is None:
+    parts.append(
+        pd.DataFrame(
+            {
+                "row": lic["row"],
+                "op": lic["op"],
+                "license": lic["license"],
+                "data": [{} for _ in range(len(lic))],
+                "order": lic["order"],
+            }
+        )
+    )
+    parts = [p for p in parts if len(p)]
+    if not parts:
         return empty_operations()
+    ops = pd.concat(parts, ignore_index=True)
     ops = ops.sort_values(["row", "order"], kind="stable")
     ops["email"] = email.reindex(ops["row"].to_numpy()).to_numpy()
     ops["row"] = ops["row"].astype("int64")
@@ -221,7 +274,9 @@ def _attributes(rows: Rows, idx: pd.Index) -> list[dict[str, object]]:
     fields = list(sub.columns)
     out = []
     for tup in sub.itertuples(index=False, name=None):
-        out.append({f: _typed(f, val, rows.cat) for f, val in zip(fields, tup, strict=True) if val != ""})
+        out.append(
+            {f: _typed(f, val, rows.cat) for f, val in zip(fields, tup, strict=True) if val != ""}
+        )
     return out
 
 
@@ -237,8 +292,15 @@ def _modify_ops(rows: Rows, ok: pd.Series) -> pd.DataFrame:
             "to": _typed(fid, new, rows.cat),
         }
     idx = list(grouped)
-    return pd.DataFrame({"row": idx, "op": "modify_user", "license": None,
-                         "data": [{"changes": grouped[r]} for r in idx], "order": -1})
+    return pd.DataFrame(
+        {
+            "row": idx,
+            "op": "modify_user",
+            "license": None,
+            "data": [{"changes": grouped[r]} for r in idx],
+            "order": -1,
+        }
+    )
 
 
 def make_plan(
@@ -264,8 +326,11 @@ def make_plan(
         issues = concat_issues([issues, extra])
     valid = _valid_rows(rows, issues)
     ops = operations(rows, valid)
-    ops["data"] = [_payload(op, d) for op, d in zip(ops["op"], ops["data"], strict=True)]
-    plan = Plan(org=snap.org_id, mode=mode, state_version=snap.state_version, sha256=sha256, operations=ops)
+    payloads = [_payload(op, d) for op, d in zip(ops["op"], ops["data"], strict=True)]
+    ops["data"] = pd.Series(payloads, index=ops.index, dtype=object)
+    plan = Plan(
+        org=snap.org_id, mode=mode, state_version=snap.state_version, sha256=sha256, operations=ops
+    )
     return plan, issues, rows
 
 

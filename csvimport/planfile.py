@@ -29,11 +29,20 @@ def read_plan(path: Path) -> Plan:
         raise UsageError(f"plan {path} is empty")
     head = _json(lines[0], path, 1).get("plan")
     if not isinstance(head, dict) or not head.get("org"):
-        raise UsageError(f"{path}: line 1 must be {{\"plan\": {{\"org\": …}}}}")
-    records = [_operation(_json(text, path, n), path, n) for n, text in enumerate(lines[1:], 2) if text.strip()]
+        raise UsageError(f'{path}: line 1 must be {{"plan": {{"org": …}}}}')
+    records = [
+        _operation(_json(text, path, n), path, n)
+        for n, text in enumerate(lines[1:], 2)
+        if text.strip()
+    ]
     ops = pd.DataFrame.from_records(records, columns=PLAN_COLUMNS)
-    return Plan(org=head["org"], mode=head.get("mode", "add-only"),
-                state_version=head.get("state_version"), sha256=head.get("sha256"), operations=ops)
+    return Plan(
+        org=head["org"],
+        mode=head.get("mode", "add-only"),
+        state_version=head.get("state_version"),
+        sha256=head.get("sha256"),
+        operations=ops,
+    )
 
 
 def _json(text: str, path: Path, number: int) -> dict[str, Any]:
@@ -50,8 +59,13 @@ def _operation(line: dict[str, Any], path: Path, number: int) -> dict[str, Any]:
     if line.get("op") not in OPERATION_KINDS:
         raise UsageError(f"{path}: line {number}: unknown operation {line.get('op')!r}")
     data = {k: line[k] for k in PAYLOAD_KEYS if k in line}
-    return {"op": line["op"], "row": line.get("row"), "email": line.get("email", ""),
-            "license": line.get("license"), "data": data}
+    return {
+        "op": line["op"],
+        "row": line.get("row"),
+        "email": line.get("email", ""),
+        "license": line.get("license"),
+        "data": data,
+    }
 
 
 def apply_reviewed(db: Any, path: Path, report_dir: Path | None) -> Result:
@@ -64,8 +78,15 @@ def apply_reviewed(db: Any, path: Path, report_dir: Path | None) -> Result:
     options = Options(file=path, org=plan.org, mode=plan.mode, dry_run=False, report_dir=report_dir)
     result = Result(eng.new_job_id(), options, Status.COMPLETED, file=path.name, sha256=plan.sha256)
     result.plan, result.operations = plan, plan.counts()
-    jobs.create_job(db, org=plan.org, file=path.name, sha256=plan.sha256, mode=plan.mode,
-                    dry_run=False, job_id=result.job_id)
+    jobs.create_job(
+        db,
+        org=plan.org,
+        file=path.name,
+        sha256=plan.sha256,
+        mode=plan.mode,
+        dry_run=False,
+        job_id=result.job_id,
+    )
     jobs.acquire_org_lock(db, plan.org, result.job_id)
     try:
         result.state_version = apply_plan(db, plan, result.job_id)
@@ -77,8 +98,13 @@ def apply_reviewed(db: Any, path: Path, report_dir: Path | None) -> Result:
             raise
     finally:
         jobs.release_org_lock(db, plan.org, result.job_id)
-    jobs.finish_job(db, result.job_id, result.status.value, {"operations": result.operations},
-                    state_version=result.state_version)
+    jobs.finish_job(
+        db,
+        result.job_id,
+        result.status.value,
+        {"operations": result.operations},
+        state_version=result.state_version,
+    )
     if report_dir is not None:
         eng.write_reports(result, report_dir)
     return result

@@ -59,7 +59,9 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.apply(neutralise_series)
 
 
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], delimiter: str = ",") -> None:
+def write_csv(
+    path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], delimiter: str = ","
+) -> None:
     """A neutralised CSV report: UTF-8 with BOM, CRLF, minimal quoting."""
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh, delimiter=delimiter, lineterminator="\r\n")
@@ -130,7 +132,9 @@ def joined_errors(issues: pd.DataFrame) -> pd.DataFrame:
     errs = issues[(issues["severity"] == "error") & issues["row"].notna()]
     if errs.empty:
         return pd.DataFrame(columns=["row", "email", "message"])
-    grouped = errs.groupby("row", sort=True).agg(email=("email", "first"), message=("message", " | ".join))
+    grouped = errs.groupby("row", sort=True).agg(
+        email=("email", "first"), message=("message", " | ".join)
+    )
     return grouped.reset_index()
 
 
@@ -153,7 +157,9 @@ def write_errors(
     write_frame_csv(path, frame[["row", "email", "message"]], header, delimiter)
 
 
-def write_rejected(directory: Path, table: Table, errors: pd.DataFrame, delimiter: str) -> Path | None:
+def write_rejected(
+    directory: Path, table: Table, errors: pd.DataFrame, delimiter: str
+) -> Path | None:
     """The rejected rows exactly as uploaded plus a last column ``Errors``; None when none."""
     if errors.empty:
         return None
@@ -173,11 +179,19 @@ def write_plan(path: Path, plan: Plan) -> None:
     """``plan.jsonl``: a header line, then one operation per line (SPEC section 7)."""
     # A plan without an org (a customers file, SPEC 11) has no mode either.
     mode = plan.mode if plan.org is not None else None
-    head = {"org": plan.org, "mode": mode, "state_version": plan.state_version, "sha256": plan.sha256}
+    head = {
+        "org": plan.org,
+        "mode": mode,
+        "state_version": plan.state_version,
+        "sha256": plan.sha256,
+    }
     with path.open("w", encoding="utf-8") as fh:
         fh.write(json.dumps({"plan": head}, ensure_ascii=False) + "\n")
-        for op in plan.operations.itertuples(index=False):
-            fh.write(json.dumps(operation_dict(op._asdict()), ensure_ascii=False) + "\n")
+        for op in plan.operations.to_dict("records"):
+            fh.write(
+                json.dumps(operation_dict({str(k): v for k, v in op.items()}), ensure_ascii=False)
+                + "\n"
+            )
 
 
 def operation_dict(op: dict[str, Any]) -> dict[str, Any]:

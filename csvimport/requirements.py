@@ -12,6 +12,7 @@ import pandas as pd
 
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder
+from csvimport.masks import is_false
 from csvimport.model import Mode
 
 
@@ -21,7 +22,7 @@ def delete_rows(flags: dict[str, pd.Series], catalog: Catalog, index: pd.Index) 
     if not present:
         return pd.Series(False, index=index)
     frame = pd.DataFrame({i: s for i, s in enumerate(present)})
-    return (frame == False).fillna(False).all(axis=1).astype(bool)  # noqa: E712
+    return frame.apply(is_false).all(axis=1)
 
 
 def after_view(
@@ -48,7 +49,9 @@ def after_view(
     package = row_package.copy()
     if cur is not None and "package" in cur:
         held = cur["package"].fillna("").astype(str)
-        dropped = _drops_current(held, flags) if mode == "add-remove" else pd.Series(False, index=index)
+        dropped = (
+            _drops_current(held, flags) if mode == "add-remove" else pd.Series(False, index=index)
+        )
         package = package.where(package != "", held.where(~dropped, ""))
     after["package"] = package
     after["exists"] = cur["package"].notna() if cur is not None and "package" in cur else False
@@ -59,7 +62,7 @@ def _drops_current(held: pd.Series, flags: dict[str, pd.Series]) -> pd.Series:
     """add-remove: the row sets the user's current package FALSE."""
     out = pd.Series(False, index=held.index)
     for pid, flag in flags.items():
-        out |= (held == pid) & (flag == False).fillna(False).astype(bool)  # noqa: E712
+        out |= (held == pid) & is_false(flag)
     return out
 
 
@@ -74,10 +77,13 @@ def check(
     """Required and recommended cells, names, extensions per location, deletes by mode."""
     deleting = delete_rows(flags, catalog, after.index)
     if mode == "add-only":
-        b.rows(after.index[deleting.to_numpy()], "delete_requires_remove_mode",
-               "every package column is FALSE, which deletes the user, but the import runs in "
-               "'add-only' mode: choose 'add-remove' to delete users, or leave the package "
-               "cells blank to keep the user")
+        b.rows(
+            after.index[deleting.to_numpy()],
+            "delete_requires_remove_mode",
+            "every package column is FALSE, which deletes the user, but the import runs in "
+            "'add-only' mode: choose 'add-remove' to delete users, or leave the package "
+            "cells blank to keep the user",
+        )
     live = after[~deleting.to_numpy()]
     for package in catalog.packages.values():
         rows = live[live["package"] == package.id]
@@ -90,7 +96,12 @@ def check(
 
 
 def _required(
-    rows: pd.DataFrame, names: tuple[str, ...], pkg: str, catalog: Catalog, b: IssueBuilder, warn: bool
+    rows: pd.DataFrame,
+    names: tuple[str, ...],
+    pkg: str,
+    catalog: Catalog,
+    b: IssueBuilder,
+    warn: bool,
 ) -> None:
     for name in names:
         if name in catalog.groups:
@@ -104,8 +115,14 @@ def _required(
         hit = rows.index[blank.to_numpy()]
         need = "recommended (meetings may fail later)" if warn else "required"
         message = f"{label} is empty but {need} for the package {pkg}: fill it in"
-        b.rows(hit, code, message, column=column, values=pd.Series("", index=hit),
-               severity="warning" if warn else "error")
+        b.rows(
+            hit,
+            code,
+            message,
+            column=column,
+            values=pd.Series("", index=hit),
+            severity="warning" if warn else "error",
+        )
 
 
 def _names(rows: pd.DataFrame, catalog: Catalog, b: IssueBuilder) -> None:
@@ -115,9 +132,13 @@ def _names(rows: pd.DataFrame, catalog: Catalog, b: IssueBuilder) -> None:
     for fid in ("first_name", "last_name"):
         text = rows[fid].astype(str)
         bad = (text.str.len() > limit) | text.str.contains(forbidden, regex=True)
-        b.cells(rows.index[bad.to_numpy()], fid, "invalid_name",
-                f"use at most {limit} characters and none of {catalog.name_forbidden}",
-                values=text)
+        b.cells(
+            rows.index[bad.to_numpy()],
+            fid,
+            "invalid_name",
+            f"use at most {limit} characters and none of {catalog.name_forbidden}",
+            values=text,
+        )
 
 
 def _duplicate_extensions(live: pd.DataFrame, cells: pd.DataFrame, b: IssueBuilder) -> None:
@@ -135,5 +156,10 @@ def _duplicate_extensions(live: pd.DataFrame, cells: pd.DataFrame, b: IssueBuild
     where = used.loc[rows, "location"].astype(str)
     where = where.where(where != "", "(no location)")
     extra = " (location " + where + "; first used in row " + first[rows].astype(str) + ")"
-    b.cells(rows, "extension", "duplicate_extension",
-            "give each user of a location a different extension", extra=extra)
+    b.cells(
+        rows,
+        "extension",
+        "duplicate_extension",
+        "give each user of a location a different extension",
+        extra=extra,
+    )

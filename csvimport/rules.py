@@ -28,8 +28,12 @@ def _inventory(rows: Rows, b: IssueBuilder) -> None:
     checks = (
         ("location", rows.snap.locations, "unknown_location", "use one of the org's locations"),
         ("preferred_site", rows.snap.sites, "unknown_site", "use one of the org's Webex sites"),
-        ("phone_number", set(rows.snap.numbers["number"]), "number_not_in_inventory",
-         "use a number of the org's inventory, or add the number to the org first"),
+        (
+            "phone_number",
+            set(rows.snap.numbers["number"]),
+            "number_not_in_inventory",
+            "use a number of the org's inventory, or add the number to the org first",
+        ),
     )
     for fid, known, code, fix in checks:
         if fid not in vals:
@@ -41,17 +45,27 @@ def _inventory(rows: Rows, b: IssueBuilder) -> None:
 
 def _membership(rows: Rows, b: IssueBuilder) -> None:
     """``user_in_other_org``, ``missing_package``, ``user_not_found``."""
-    b.rows(rows.index[rows.other_org.to_numpy()], "user_in_other_org",
-           "the email belongs to a user of another customer organisation: ask that org's "
-           "administrator to remove the user first, or use another address")
+    b.rows(
+        rows.index[rows.other_org.to_numpy()],
+        "user_in_other_org",
+        "the email belongs to a user of another customer organisation: ask that org's "
+        "administrator to remove the user first, or use another address",
+    )
     newcomer = rows.add | rows.claim
     missing = newcomer & (rows.v.after["package"] == "")
-    b.rows(rows.index[missing.to_numpy()], "missing_package",
-           "a new user needs a package: set one package column (e.g. Webex Calling) to TRUE")
+    b.rows(
+        rows.index[missing.to_numpy()],
+        "missing_package",
+        "a new user needs a package: set one package column (e.g. Webex Calling) to TRUE",
+    )
     absent = rows.v.email_key.ne("") & ~rows.exists & rows.deleting
-    b.rows(rows.index[absent.to_numpy()], "user_not_found",
-           "every package is FALSE (delete), but the org has no user with this email: the row "
-           "does nothing", severity="warning")
+    b.rows(
+        rows.index[absent.to_numpy()],
+        "user_not_found",
+        "every package is FALSE (delete), but the org has no user with this email: the row "
+        "does nothing",
+        severity="warning",
+    )
 
 
 def _directory(rows: Rows, b: IssueBuilder) -> None:
@@ -59,34 +73,46 @@ def _directory(rows: Rows, b: IssueBuilder) -> None:
     if not rows.snap.settings.directory_sync:
         return
     changing = rows.add | rows.claim | (rows.deleting & rows.exists)
-    b.rows(rows.index[changing.to_numpy()], "directory_sync_enabled",
-           "the org synchronises users from a directory: add, claim and delete users in the "
-           "directory, not by file")
+    b.rows(
+        rows.index[changing.to_numpy()],
+        "directory_sync_enabled",
+        "the org synchronises users from a directory: add, claim and delete users in the "
+        "directory, not by file",
+    )
     existing = rows.exists & ~rows.deleting
     for fid in NAME_FIELDS:
         if fid not in rows.values or fid not in rows.cur:
             continue
         new, old = rows.values[fid], rows.cur[fid].fillna("").astype(str)
         bad = existing & (new != "") & (new != old)
-        b.cells(rows.index[bad.to_numpy()], fid, "directory_managed_attribute",
-                "the directory owns this name: change it in the directory, or leave the cell "
-                "blank")
+        b.cells(
+            rows.index[bad.to_numpy()],
+            fid,
+            "directory_managed_attribute",
+            "the directory owns this name: change it in the directory, or leave the cell blank",
+        )
 
 
 def _claims(rows: Rows, b: IssueBuilder) -> None:
     """Seed 000: a free account is claimed only from a non-public domain an admin shares."""
     domain = rows.v.email_key.str.rsplit("@", n=1).str[-1]
     public = rows.claim & domain.isin(rows.cat.public_domains)
-    b.rows(rows.index[public.to_numpy()], "public_domain",
-           "this free account uses a public email domain and cannot be claimed: invite the "
-           "user with a company address instead")
+    b.rows(
+        rows.index[public.to_numpy()],
+        "public_domain",
+        "this free account uses a public email domain and cannot be claimed: invite the "
+        "user with a company address instead",
+    )
     users = rows.snap.users
     admins = users.index[(users["role"] == "full_admin").to_numpy()]
     admin_domains = set(pd.Series(admins, dtype=str).str.rsplit("@", n=1).str[-1])
     orphan = rows.claim & ~public & ~domain.isin(admin_domains)
-    b.rows(rows.index[orphan.to_numpy()], "no_admin_for_domain",
-           "no administrator of the org has an email in this domain: add an administrator "
-           "with an address in the domain first, then claim the user")
+    b.rows(
+        rows.index[orphan.to_numpy()],
+        "no_admin_for_domain",
+        "no administrator of the org has an email in this domain: add an administrator "
+        "with an address in the domain first, then claim the user",
+    )
 
 
 def _admin_level(rows: Rows, b: IssueBuilder) -> None:
@@ -100,11 +126,15 @@ def _admin_level(rows: Rows, b: IssueBuilder) -> None:
     low = admin & rows.exists & level.notna() & (level < floor)
     for pid in rows.cat.packages:
         hit = low & (rows.v.row_package == pid)
-        b.cells(rows.index[hit.to_numpy()], pid, "admin_downgrade",
-                f"administrators need at least the org's package "
-                f"{rows.cat.packages[org_pkg].header} (level {floor}): keep the administrator's "
-                "package or remove the administrator role first",
-                values=pd.Series("TRUE", index=rows.index))
+        b.cells(
+            rows.index[hit.to_numpy()],
+            pid,
+            "admin_downgrade",
+            f"administrators need at least the org's package "
+            f"{rows.cat.packages[org_pkg].header} (level {floor}): keep the administrator's "
+            "package or remove the administrator role first",
+            values=pd.Series("TRUE", index=rows.index),
+        )
 
 
 def _products(rows: Rows, b: IssueBuilder) -> None:
@@ -115,14 +145,22 @@ def _products(rows: Rows, b: IssueBuilder) -> None:
         assign = ops[(ops["license"] == lic.id) & (ops["op"] == "assign_license")]["row"]
         change = ops[ops["license"] == lic.id]["row"]
         if lic.integration and lic.integration not in on:
-            b.cells(pd.Index(assign), lic.id, "product_not_enabled",
-                    f"No licenses: {lic.header} is not enabled for this org; enable the "
-                    f"integration '{lic.integration}' first or set the cell to FALSE")
+            b.cells(
+                pd.Index(assign),
+                lic.id,
+                "product_not_enabled",
+                f"No licenses: {lic.header} is not enabled for this org; enable the "
+                f"integration '{lic.integration}' first or set the cell to FALSE",
+            )
             continue
         if lic.managed_by and lic.managed_by in on:
-            b.cells(pd.Index(change), lic.id, "license_managed_externally",
-                    f"{lic.header} licenses are controlled by the {lic.managed_by} integration; "
-                    "manage them there and leave this cell as it is")
+            b.cells(
+                pd.Index(change),
+                lic.id,
+                "license_managed_externally",
+                f"{lic.header} licenses are controlled by the {lic.managed_by} integration; "
+                "manage them there and leave this cell as it is",
+            )
 
 
 def _pools(rows: Rows, b: IssueBuilder) -> None:
@@ -142,9 +180,14 @@ def _pools(rows: Rows, b: IssueBuilder) -> None:
         idx = pd.Index(ops.loc[(ops["license"] == lic) & (ops["op"] == "assign_license"), "row"])
         idx = idx[~idx.isin(blocked.get(lic, []))]
         states = "/".join(sorted(set(mine["status"])))
-        b.cells(idx, lic, "license_suspended",
-                f"the org's {rows.cat.header_of(lic)} pool is {states}: reactivate the "
-                "subscription or set the cell to FALSE", values=pd.Series("TRUE", index=idx))
+        b.cells(
+            idx,
+            lic,
+            "license_suspended",
+            f"the org's {rows.cat.header_of(lic)} pool is {states}: reactivate the "
+            "subscription or set the cell to FALSE",
+            values=pd.Series("TRUE", index=idx),
+        )
 
 
 def _product_blocked(rows: Rows) -> dict[str, list[int]]:

@@ -90,8 +90,8 @@ def _print_issues(result: Result) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.issue_counts.items()))
     click.echo(f"  issues: {counts}")
     for issue in result.issues.head(SHOWN_ISSUES).itertuples(index=False):
-        row = "file" if issue.row is None or str(issue.row) == "<NA>" else f"row {issue.row}"
-        click.echo(f"  {row:>9} {issue.severity:<7} {issue.code}: {issue.message}")
+        where = "file" if str(issue.row) in ("None", "<NA>") else f"row {issue.row!s}"
+        click.echo(f"  {where:>9} {issue.severity!s:<7} {issue.code!s}: {issue.message!s}")
     more = len(result.issues) - SHOWN_ISSUES
     if more > 0:
         click.echo(f"  … and {more} more (see issues.csv with --report-dir)")

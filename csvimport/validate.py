@@ -23,8 +23,9 @@ import pandas as pd
 import pandera.pandas as pa
 
 from csvimport.catalog import Catalog
-from csvimport.model import ISSUE_COLUMNS, Mode, Table
 from csvimport.issues import IssueBuilder
+from csvimport.masks import is_true
+from csvimport.model import ISSUE_COLUMNS, Mode, Table
 
 # Email: dot-atom local part (checked for <= 64 characters apart), a dotted host name.
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -64,11 +65,6 @@ class Validated:
     after: pd.DataFrame
     issues: pd.DataFrame
     headers: dict[str, str] = field(default_factory=dict)
-
-    def error_rows(self) -> pd.Index:
-        """Row numbers with at least one error."""
-        errs = self.issues[(self.issues["severity"] == "error") & self.issues["row"].notna()]
-        return pd.Index(errs["row"].astype("int64").unique())
 
 
 def _header_map(table: Table, catalog: Catalog) -> dict[str, str]:
@@ -168,7 +164,9 @@ def _flags(table: Table, catalog: Catalog, b: IssueBuilder) -> dict[str, pd.Seri
     out: dict[str, pd.Series] = {}
     bool_fields = {f.id for f in catalog.fields.values() if f.type == "boolean"}
     for col in table.columns:
-        if col.key is None or not (col.kind in ("package", "basic", "product") or col.key in bool_fields):
+        if col.key is None or not (
+            col.kind in ("package", "basic", "product") or col.key in bool_fields
+        ):
             continue
         text = table.frame[col.index]
         folded = text.str.casefold()
@@ -182,22 +180,31 @@ def _flags(table: Table, catalog: Catalog, b: IssueBuilder) -> dict[str, pd.Seri
     return out
 
 
-def _row_package(flags: dict[str, pd.Series], catalog: Catalog, index: pd.Index, b: IssueBuilder) -> pd.Series:
+def _row_package(
+    flags: dict[str, pd.Series], catalog: Catalog, index: pd.Index, b: IssueBuilder
+) -> pd.Series:
     """The package each row sets TRUE; more than one is ``multiple_packages``."""
     present = [p for p in catalog.packages if p in flags]
     result = pd.Series("", index=index, dtype=object)
     if not present:
         return result
-    trues = pd.DataFrame({p: flags[p].fillna(False).astype(bool) for p in present})
+    trues = pd.DataFrame({p: is_true(flags[p]) for p in present})
     count = trues.sum(axis=1)
     first = trues.idxmax(axis=1).where(count > 0, "")
     multi = count > 1
-    names = trues.apply(lambda r: ", ".join(catalog.header_of(p) for p in present if r[p]), axis=1) if multi.any() else None
+    names = (
+        trues.apply(lambda r: ", ".join(catalog.header_of(p) for p in present if r[p]), axis=1)
+        if multi.any()
+        else None
+    )
     if names is not None:
-        b.rows(index[multi.to_numpy()], "multiple_packages",
-               "more than one package is TRUE (" + names[multi] + "); a user holds at most one "
-               "package: set exactly one package column to TRUE",
-               values=names[multi])
+        b.rows(
+            index[multi.to_numpy()],
+            "multiple_packages",
+            "more than one package is TRUE (" + names[multi] + "); a user holds at most one "
+            "package: set exactly one package column to TRUE",
+            values=names[multi],
+        )
     result[:] = first.astype(object)
     return result
 
@@ -225,8 +232,14 @@ def validate(
     _duplicates(email_key, email != "", "email", "duplicate_email", b, "each user may appear once")
     phone_key = _phone_key(cells)
     if phone_key is not None:
-        _duplicates(phone_key, phone_key != "", "phone_number", "duplicate_phone", b,
-                    "give each user a different phone number")
+        _duplicates(
+            phone_key,
+            phone_key != "",
+            "phone_number",
+            "duplicate_phone",
+            b,
+            "give each user a different phone number",
+        )
     after = requirements.after_view(cells, email_key, flags, row_package, catalog, mode, current)
     requirements.check(after, cells, flags, catalog, mode, b)
     v = Validated(table, cells, email_key, flags, row_package, after, b.frame(), headers)
@@ -237,8 +250,13 @@ def _email_presence(cells: pd.DataFrame, b: IssueBuilder) -> None:
     if "email" not in cells:
         return
     blank = cells.index[(cells["email"] == "").to_numpy()]
-    b.rows(blank, "missing_email", "the User ID/Email cell is empty: every row needs the "
-           "user's email address; fill it in or delete the row", column="email")
+    b.rows(
+        blank,
+        "missing_email",
+        "the User ID/Email cell is empty: every row needs the "
+        "user's email address; fill it in or delete the row",
+        column="email",
+    )
 
 
 def _phone_key(cells: pd.DataFrame) -> pd.Series | None:
@@ -247,7 +265,9 @@ def _phone_key(cells: pd.DataFrame) -> pd.Series | None:
     return cells["phone_number"].str.replace(PHONE_SEPARATORS, "", regex=True)
 
 
-def _duplicates(keys: pd.Series, usable: pd.Series, fid: str, code: str, b: IssueBuilder, fix: str) -> None:
+def _duplicates(
+    keys: pd.Series, usable: pd.Series, fid: str, code: str, b: IssueBuilder, fix: str
+) -> None:
     """Second and later occurrences of a key, each citing the row of the first."""
     keys = keys[usable.to_numpy()]
     dup = keys.duplicated(keep="first")
@@ -263,10 +283,14 @@ def _suspended(table: Table, flags: dict[str, pd.Series], b: IssueBuilder) -> No
     """``suspended_license``: TRUE in a column the file itself marks ``(Suspended)``."""
     for col in table.columns:
         if col.suspended and col.key in flags:
-            rows = flags[col.key].index[flags[col.key].fillna(False).astype(bool).to_numpy()]
-            b.cells(rows, col.key, "suspended_license",
-                    "set the cell to FALSE or leave it blank until the service is "
-                    "reactivated", values=table.frame[col.index])
+            rows = flags[col.key].index[is_true(flags[col.key]).to_numpy()]
+            b.cells(
+                rows,
+                col.key,
+                "suspended_license",
+                "set the cell to FALSE or leave it blank until the service is reactivated",
+                values=table.frame[col.index],
+            )
 
 
 __all__ = ["ISSUE_COLUMNS", "Validated", "validate"]

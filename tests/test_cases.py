@@ -54,7 +54,9 @@ def _plan_lines(report_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
 
 
-def run_case(case: Path, tmp_path: Path) -> tuple[Any, list[tuple[str, str, str]], list[dict[str, Any]]]:
+def run_case(
+    case: Path, tmp_path: Path
+) -> tuple[Any, list[tuple[str, str, str]], list[dict[str, Any]]]:
     spec = yaml.safe_load((case / "case.yaml").read_text(encoding="utf-8"))
     db = connect(f"sqlite:///{tmp_path / 'case.db'}")
     _setup(db, case, spec)
@@ -82,7 +84,9 @@ def test_golden_case(case: Path, tmp_path: Path) -> None:
     assert result.status.value == spec["status"]
     golden = case / "expected_plan.jsonl"
     if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in plan), encoding="utf-8")
+        golden.write_text(
+            "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in plan), encoding="utf-8"
+        )
     expected = [json.loads(x) for x in golden.read_text(encoding="utf-8").splitlines() if x]
     assert plan == expected
 
@@ -90,11 +94,24 @@ def test_golden_case(case: Path, tmp_path: Path) -> None:
 def test_every_org_code_has_a_case() -> None:
     """Done-when of the org rules: a golden case for every org-aware code of SPEC 5."""
     org_codes = {
-        "unknown_location", "unknown_site", "number_not_in_inventory", "number_in_use",
-        "extension_in_use", "missing_package", "license_unavailable", "license_suspended",
-        "product_not_enabled", "license_managed_externally", "directory_sync_enabled",
-        "directory_managed_attribute", "user_in_other_org", "public_domain",
-        "no_admin_for_domain", "admin_downgrade", "last_admin", "user_not_found",
+        "unknown_location",
+        "unknown_site",
+        "number_not_in_inventory",
+        "number_in_use",
+        "extension_in_use",
+        "missing_package",
+        "license_unavailable",
+        "license_suspended",
+        "product_not_enabled",
+        "license_managed_externally",
+        "directory_sync_enabled",
+        "directory_managed_attribute",
+        "user_in_other_org",
+        "public_domain",
+        "no_admin_for_domain",
+        "admin_downgrade",
+        "last_admin",
+        "user_not_found",
         "too_many_deletes",
     }
     covered = {code for case in CASES for _, _, code in _expected_issues(case)}

@@ -13,20 +13,43 @@ from csvimport import engine as eng
 from csvimport.model import Options
 from csvimport.store.orgfile import load_org_file
 
-HEADER = ["User ID/Email (Required)", "First Name", "Last Name", "Extension", "Location", "Jabber Calling",
-          "Jabber with Webex Teams", "Preferred Webex Site", "Webex Calling", "Webex Meetings"]
+HEADER = [
+    "User ID/Email (Required)",
+    "First Name",
+    "Last Name",
+    "Extension",
+    "Location",
+    "Jabber Calling",
+    "Jabber with Webex Teams",
+    "Preferred Webex Site",
+    "Webex Calling",
+    "Webex Meetings",
+]
 
 
 def _org(engine: Engine, tmp_path: Path) -> None:
     org = {
         "org": {"id": "seats", "name": "Seats AS", "kind": "customer"},
-        "locations": [{"name": "HQ"}], "sites": ["s.webex.com"],
-        "pools": [{"license": "webex_calling", "quantity": 10, "status": "active", "order": "ORD-9"},
-                  {"license": "webex_meetings", "quantity": 50}],
-        "users": [{"email": f"old{i}@s.example", "first_name": "Old", "role": "full_admin" if i == 0 else "user",
-                   "package": "webex_calling", "extension": str(100 + i), "location": "HQ",
-                   "jabber_calling": True, "jabber_teams": True, "preferred_site": "s.webex.com"}
-                  for i in range(2)],
+        "locations": [{"name": "HQ"}],
+        "sites": ["s.webex.com"],
+        "pools": [
+            {"license": "webex_calling", "quantity": 10, "status": "active", "order": "ORD-9"},
+            {"license": "webex_meetings", "quantity": 50},
+        ],
+        "users": [
+            {
+                "email": f"old{i}@s.example",
+                "first_name": "Old",
+                "role": "full_admin" if i == 0 else "user",
+                "package": "webex_calling",
+                "extension": str(100 + i),
+                "location": "HQ",
+                "jabber_calling": True,
+                "jabber_teams": True,
+                "preferred_site": "s.webex.com",
+            }
+            for i in range(2)
+        ],
     }
     path = tmp_path / "org.yaml"
     path.write_text(yaml.safe_dump(org), encoding="utf-8")
@@ -34,7 +57,18 @@ def _org(engine: Engine, tmp_path: Path) -> None:
 
 
 def _new(i: int) -> list[str]:
-    return [f"new{i}@s.example", "Ny", "Bruker", str(2000 + i), "HQ", "TRUE", "TRUE", "s.webex.com", "TRUE", ""]
+    return [
+        f"new{i}@s.example",
+        "Ny",
+        "Bruker",
+        str(2000 + i),
+        "HQ",
+        "TRUE",
+        "TRUE",
+        "s.webex.com",
+        "TRUE",
+        "",
+    ]
 
 
 def _removal(i: int) -> list[str]:
@@ -52,7 +86,10 @@ def _run(engine: Engine, tmp_path: Path, rows: list[list[str]]) -> set[tuple[int
 def test_ten_rows_eight_free_seats_reject_the_last_two(engine: Engine, tmp_path: Path) -> None:
     _org(engine, tmp_path)
     found = _run(engine, tmp_path, [_new(i) for i in range(10)])
-    assert found == {(10, "Webex Calling", "license_unavailable"), (11, "Webex Calling", "license_unavailable")}
+    assert found == {
+        (10, "Webex Calling", "license_unavailable"),
+        (11, "Webex Calling", "license_unavailable"),
+    }
 
 
 @pytest.mark.parametrize("where", ["first", "last", "middle"])
@@ -60,7 +97,11 @@ def test_two_removals_anywhere_free_the_seats(engine: Engine, tmp_path: Path, wh
     _org(engine, tmp_path)
     adds = [_new(i) for i in range(10)]
     removals = [_removal(0), _removal(1)]
-    rows = {"first": removals + adds, "last": adds + removals, "middle": adds[:5] + removals + adds[5:]}[where]
+    rows = {
+        "first": removals + adds,
+        "last": adds + removals,
+        "middle": adds[:5] + removals + adds[5:],
+    }[where]
     assert _run(engine, tmp_path, rows) == set()
 
 

@@ -20,17 +20,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
+from csvimport import catalog
 from csvimport import engine as eng
 from csvimport.model import Options, Status
 from csvimport.store.export import org_rows
 from csvimport.store.orgfile import load_org_file
 from csvimport.store.snapshot import load_snapshot
-from csvimport import catalog
 
 CAT = catalog.default()
 PACKAGES = list(CAT.packages)
-NAMES = st.sampled_from(["Anna", "Bjørn", "Åse", "Jürgen", "Søren", "Ida", "Ævar", "Olé", "Zoë", "Kai"])
-SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+NAMES = st.sampled_from(
+    ["Anna", "Bjørn", "Åse", "Jürgen", "Søren", "Ida", "Ævar", "Olé", "Zoë", "Kai"]
+)
+SETTINGS = settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @st.composite
@@ -44,7 +50,9 @@ def orgs(draw: st.DrawFn) -> dict[str, Any]:
             "email": f"u{i}@org.example",
             "first_name": draw(NAMES),
             "last_name": draw(NAMES),
-            "role": "full_admin" if i == 0 else draw(st.sampled_from(["user", "user", "full_admin"])),
+            "role": "full_admin"
+            if i == 0
+            else draw(st.sampled_from(["user", "user", "full_admin"])),
             "extension": str(1000 + i),
             "phone_number": f"+4722000{i:03d}",
             "location": location,
@@ -52,7 +60,9 @@ def orgs(draw: st.DrawFn) -> dict[str, Any]:
             "jabber_teams": draw(st.booleans()),
             "preferred_site": "org.webex.com",
             "title": draw(st.sampled_from(["", "Dr.", "=cmd", "Chef"])),
-            "licenses": draw(st.lists(st.sampled_from([lic.id for lic in CAT.basic_licenses]), unique=True)),
+            "licenses": draw(
+                st.lists(st.sampled_from([lic.id for lic in CAT.basic_licenses]), unique=True)
+            ),
         }
         package = draw(st.sampled_from([*PACKAGES, None]))
         if package:
@@ -102,20 +112,48 @@ def edits(draw: st.DrawFn, org: dict[str, Any]) -> list[dict[str, str]]:
     for user in org["users"]:
         if draw(st.booleans()):
             continue
-        rows.append({"User ID/Email (Required)": user["email"].upper() if draw(st.booleans()) else user["email"],
-                     "Title": draw(st.sampled_from(["", "Boss", "Dr."])),
-                     "Department": draw(st.sampled_from(["", "IT", "Sales"]))})
+        rows.append(
+            {
+                "User ID/Email (Required)": user["email"].upper()
+                if draw(st.booleans())
+                else user["email"],
+                "Title": draw(st.sampled_from(["", "Boss", "Dr."])),
+                "Department": draw(st.sampled_from(["", "IT", "Sales"])),
+            }
+        )
     for j in range(draw(st.integers(0, 3))):
-        rows.append({"User ID/Email (Required)": f"new{j}@org.example", "First Name": "Ny", "Last Name": "Bruker",
-                     "Extension": str(2000 + j), "Phone Number": f"+4722000{30 + j:03d}", "Location": "Oslo",
-                     "Jabber Calling": "TRUE", "Jabber with Webex Teams": "SANN",
-                     "Preferred Webex Site": "org.webex.com", "Webex Voice": "TRUE"})
+        rows.append(
+            {
+                "User ID/Email (Required)": f"new{j}@org.example",
+                "First Name": "Ny",
+                "Last Name": "Bruker",
+                "Extension": str(2000 + j),
+                "Phone Number": f"+4722000{30 + j:03d}",
+                "Location": "Oslo",
+                "Jabber Calling": "TRUE",
+                "Jabber with Webex Teams": "SANN",
+                "Preferred Webex Site": "org.webex.com",
+                "Webex Voice": "TRUE",
+            }
+        )
     return rows
 
 
 def _write_users(path: Path, rows: list[dict[str, str]]) -> Path:
-    header = ["User ID/Email (Required)", "First Name", "Last Name", "Extension", "Phone Number", "Location",
-              "Jabber Calling", "Jabber with Webex Teams", "Preferred Webex Site", "Title", "Department", "Webex Voice"]
+    header = [
+        "User ID/Email (Required)",
+        "First Name",
+        "Last Name",
+        "Extension",
+        "Phone Number",
+        "Location",
+        "Jabber Calling",
+        "Jabber with Webex Teams",
+        "Preferred Webex Site",
+        "Title",
+        "Department",
+        "Webex Voice",
+    ]
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, header)
         writer.writeheader()
@@ -126,7 +164,10 @@ def _write_users(path: Path, rows: list[dict[str, str]]) -> Path:
 @given(data=st.data(), org=orgs())
 @SETTINGS
 def test_apply_twice_equals_once_and_absent_users_untouched(
-    engine: Engine, dump: Callable[[Engine], dict[str, Any]], org: dict[str, Any], data: st.DataObject
+    engine: Engine,
+    dump: Callable[[Engine], dict[str, Any]],
+    org: dict[str, Any],
+    data: st.DataObject,
 ) -> None:
     rows = data.draw(edits(org))
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +175,9 @@ def test_apply_twice_equals_once_and_absent_users_untouched(
         _load(engine, org, folder)
         path = _write_users(folder / "users.csv", rows)
         named = {r["User ID/Email (Required)"].lower() for r in rows}
-        first = eng.run(Options(file=path, org="p", dry_run=False, report_dir=folder / "r1"), db=engine)
+        first = eng.run(
+            Options(file=path, org="p", dry_run=False, report_dir=folder / "r1"), db=engine
+        )
         if not rows:  # a file without user rows is refused as a whole
             assert first.status == Status.REJECTED and first.issue_counts == {"empty_file": 1}
             return
@@ -155,29 +198,51 @@ def test_apply_twice_equals_once_and_absent_users_untouched(
 def _org_state(db: Engine, dump: Callable[[Engine], dict[str, Any]]) -> dict[str, Any]:
     """The org's tables, without jobs, audit and the version counter."""
     tables = dump(db)
-    return {k: v for k, v in tables.items() if k not in ("jobs", "audit_events", "orgs", "org_locks", "meta")}
+    return {
+        k: v
+        for k, v in tables.items()
+        if k not in ("jobs", "audit_events", "orgs", "org_locks", "meta")
+    }
 
 
 def test_crash_mid_apply_leaves_the_org_as_it_was(
-    engine: Engine, dump: Callable[[Engine], dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: Engine,
+    dump: Callable[[Engine], dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     org = {
         "org": {"id": "p", "name": "Prop AS", "kind": "customer"},
-        "locations": [{"name": "HQ"}], "sites": ["org.webex.com"],
+        "locations": [{"name": "HQ"}],
+        "sites": ["org.webex.com"],
         "numbers": [{"number": f"+4722000{i:03d}", "location": "HQ"} for i in range(10)],
         "pools": [{"license": "webex_voice"}],
-        "users": [{"email": f"u{i}@org.example", "first_name": "A", "role": "full_admin"} for i in range(5)],
+        "users": [
+            {"email": f"u{i}@org.example", "first_name": "A", "role": "full_admin"}
+            for i in range(5)
+        ],
     }
     _load(engine, org, tmp_path)
     rows = [{"User ID/Email (Required)": f"u{i}@org.example", "Title": "New"} for i in range(5)]
-    rows += [{"User ID/Email (Required)": f"n{i}@org.example", "Extension": str(3000 + i), "Location": "HQ",
-              "Jabber Calling": "TRUE", "Jabber with Webex Teams": "TRUE", "Webex Voice": "TRUE"} for i in range(3)]
+    rows += [
+        {
+            "User ID/Email (Required)": f"n{i}@org.example",
+            "Extension": str(3000 + i),
+            "Location": "HQ",
+            "Jabber Calling": "TRUE",
+            "Jabber with Webex Teams": "TRUE",
+            "Webex Voice": "TRUE",
+        }
+        for i in range(3)
+    ]
     path = _write_users(tmp_path / "users.csv", rows)
     before = dump(engine)
     import csvimport.apply as apply_mod
 
     real = apply_mod.apply_plan
-    monkeypatch.setattr(apply_mod, "apply_plan", lambda db, plan, job: real(db, plan, job, fail_after=6))
+    monkeypatch.setattr(
+        apply_mod, "apply_plan", lambda db, plan, job: real(db, plan, job, fail_after=6)
+    )
     result = eng.run(Options(file=path, org="p", dry_run=False), db=engine)
     assert result.status == Status.FAILED and result.exit_code == 5
     after = dump(engine)

@@ -46,8 +46,8 @@ def _cells(path: Path, delimiter: str = ",") -> list[list[str]]:
 
 
 def test_no_report_cell_would_run_as_a_formula(tmp_path: Path) -> None:
-    rows = [f'"{v.replace(chr(34), chr(34) * 2)}",Berg,bad-email-{i},+4930123456,"{v.replace(chr(34), chr(34) * 2)}"'
-            for i, v in enumerate(HOSTILE)]
+    quoted = ['"' + v.replace('"', '""') + '"' for v in HOSTILE]
+    rows = [f"{q},Berg,bad-email-{i},+4930123456,{q}" for i, q in enumerate(quoted)]
     src = _write(tmp_path / "in.csv", rows)
     out = tmp_path / "rep"
     engine.run(Options(file=src, report_dir=out))
@@ -62,7 +62,10 @@ def test_no_report_cell_would_run_as_a_formula(tmp_path: Path) -> None:
 
 
 def test_neutralised_rejected_file_reads_back_to_the_original(tmp_path: Path) -> None:
-    rows = [f'"{v.replace(chr(34), chr(34) * 2)}",Berg,bad{i},+4930123456,x' for i, v in enumerate(HOSTILE[:4])]
+    rows = [
+        f'"{v.replace(chr(34), chr(34) * 2)}",Berg,bad{i},+4930123456,x'
+        for i, v in enumerate(HOSTILE[:4])
+    ]
     src = _write(tmp_path / "in.csv", rows)
     out = tmp_path / "rep"
     engine.run(Options(file=src, report_dir=out))
@@ -74,27 +77,71 @@ def test_neutralised_rejected_file_reads_back_to_the_original(tmp_path: Path) ->
 
 def test_report_files_and_summary_shape(tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
-    src.write_text("sep=;\n" + HEADER.replace(",", ";") + "\nAnna;Berg;bad;+4930123456;x\nBo;B;bo@acme.example;;\n",
-                   encoding="cp1252")
+    src.write_text(
+        "sep=;\n"
+        + HEADER.replace(",", ";")
+        + "\nAnna;Berg;bad;+4930123456;x\nBo;B;bo@acme.example;;\n",
+        encoding="cp1252",
+    )
     out = tmp_path / "rep"
     result = engine.run(Options(file=src, report_dir=out))
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert set(summary) == {"job_id", "file", "sha256", "org", "mode", "dry_run", "encoding", "delimiter",
-                            "status", "rows", "operations", "issues", "state_version", "timings"}
-    assert summary["rows"] == {"total": 2, "valid": 1, "rejected": 1, "unchanged": 0, "with_warnings": 0}
-    assert summary["delimiter"] == ";" and summary["org"] is None and summary["state_version"] is None
-    assert set(summary["operations"]) == {"add_user", "modify_user", "delete_user", "claim_user",
-                                          "assign_license", "remove_license"}
+    assert set(summary) == {
+        "job_id",
+        "file",
+        "sha256",
+        "org",
+        "mode",
+        "dry_run",
+        "encoding",
+        "delimiter",
+        "status",
+        "rows",
+        "operations",
+        "issues",
+        "state_version",
+        "timings",
+    }
+    assert summary["rows"] == {
+        "total": 2,
+        "valid": 1,
+        "rejected": 1,
+        "unchanged": 0,
+        "with_warnings": 0,
+    }
+    assert (
+        summary["delimiter"] == ";" and summary["org"] is None and summary["state_version"] is None
+    )
+    assert set(summary["operations"]) == {
+        "add_user",
+        "modify_user",
+        "delete_user",
+        "claim_user",
+        "assign_license",
+        "remove_license",
+    }
     assert summary["status"] == "COMPLETED_WITH_ERRORS" and result.exit_code == 1
     raw = (out / "issues.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM
     issues = _cells(out / "issues.csv", ";")
-    assert issues[0] == ["Row Number", "User ID/Email", "Column", "Code", "Severity", "Message", "Value"]
+    assert issues[0] == [
+        "Row Number",
+        "User ID/Email",
+        "Column",
+        "Code",
+        "Severity",
+        "Message",
+        "Value",
+    ]
     assert issues[1][:5] == ["2", "bad", "User ID/Email (Required)", "invalid_email", "error"]
     errors = _cells(out / "errors.csv", ";")
     assert errors[0] == ["Row Number", "User ID/Email", "Error Message"] and errors[1][0] == "2"
     rejected = _cells(out / "rejected.csv", ";")
-    assert rejected[0] == [*HEADER.split(","), "Errors"] and rejected[1][:3] == ["Anna", "Berg", "bad"]
+    assert rejected[0] == [*HEADER.split(","), "Errors"] and rejected[1][:3] == [
+        "Anna",
+        "Berg",
+        "bad",
+    ]
 
 
 def test_rejected_file_gets_every_report(tmp_path: Path) -> None:
@@ -105,7 +152,13 @@ def test_rejected_file_gets_every_report(tmp_path: Path) -> None:
     assert result.exit_code == 3
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["status"] == "REJECTED" and summary["sha256"]
-    assert summary["rows"] == {"total": 0, "valid": 0, "rejected": 0, "unchanged": 0, "with_warnings": 0}
+    assert summary["rows"] == {
+        "total": 0,
+        "valid": 0,
+        "rejected": 0,
+        "unchanged": 0,
+        "with_warnings": 0,
+    }
     errors = _cells(out / "errors.csv")
     assert errors[1][0] == "" and "User ID/Email (Required)" in errors[1][2]
     assert not (out / "rejected.csv").exists()

@@ -12,21 +12,50 @@ from csvimport import engine
 from csvimport.model import Options, Status
 
 H = [
-    "First Name", "Last Name", "User ID/Email (Required)", "Extension", "Phone Number",
-    "Location", "Jabber Calling", "Jabber with Webex Teams", "Preferred Webex Site",
-    "Webex Calling", "Webex Suite", "Webex Voice",
+    "First Name",
+    "Last Name",
+    "User ID/Email (Required)",
+    "Extension",
+    "Phone Number",
+    "Location",
+    "Jabber Calling",
+    "Jabber with Webex Teams",
+    "Preferred Webex Site",
+    "Webex Calling",
+    "Webex Suite",
+    "Webex Voice",
 ]
 E = "User ID/Email (Required)"
 
 
 def good(email: str, ext: str = "1001", phone: str = "+4930123456", **over: str) -> list[str]:
-    row = dict(zip(H, ["Anna", "Berg", email, ext, phone, "HQ", "TRUE", "TRUE", "acme.webex.com",
-                       "TRUE", "", ""], strict=True))
+    row = dict(
+        zip(
+            H,
+            [
+                "Anna",
+                "Berg",
+                email,
+                ext,
+                phone,
+                "HQ",
+                "TRUE",
+                "TRUE",
+                "acme.webex.com",
+                "TRUE",
+                "",
+                "",
+            ],
+            strict=True,
+        )
+    )
     row.update(over)
     return [row[h] for h in H]
 
 
-def run(tmp_path: Path, rows: list[list[str]], header: list[str] = H, **opts: object) -> engine.Result:
+def run(
+    tmp_path: Path, rows: list[list[str]], header: list[str] = H, **opts: object
+) -> engine.Result:
     path = tmp_path / "users.csv"
     with path.open("w", encoding="utf-8", newline="") as fh:
         csv.writer(fh).writerows([header, *rows])
@@ -54,12 +83,24 @@ def test_clean_file_has_no_issues(tmp_path: Path) -> None:
         (good("not-an-email"), "invalid_email", E),
         (good("a..b@acme.example"), "invalid_email", E),
         (good("x" * 65 + "@acme.example"), "invalid_email", E),
-        (good("a@acme.example", **{"Jabber Calling": "maybe"}), "invalid_boolean", "Jabber Calling"),
+        (
+            good("a@acme.example", **{"Jabber Calling": "maybe"}),
+            "invalid_boolean",
+            "Jabber Calling",
+        ),
         (good("a@acme.example", **{"Webex Suite": "TRUE"}), "multiple_packages", E),
         (good("a@acme.example", Location=""), "missing_required_field", "Location"),
         (good("a@acme.example", ext="", phone=""), "missing_required_field", "Extension"),
-        (good("a@acme.example", **{"Jabber with Webex Teams": ""}), "missing_required_field", "Jabber with Webex Teams"),
-        (good("a@acme.example", **{"Preferred Webex Site": ""}), "missing_preferred_site", "Preferred Webex Site"),
+        (
+            good("a@acme.example", **{"Jabber with Webex Teams": ""}),
+            "missing_required_field",
+            "Jabber with Webex Teams",
+        ),
+        (
+            good("a@acme.example", **{"Preferred Webex Site": ""}),
+            "missing_preferred_site",
+            "Preferred Webex Site",
+        ),
         (good("a@acme.example", **{"First Name": "A" * 31}), "invalid_name", "First Name"),
         (good("a@acme.example", **{"Last Name": "Berg<script>"}), "invalid_name", "Last Name"),
         (good("a@acme.example", phone="030 123456"), "invalid_phone", "Phone Number"),
@@ -76,7 +117,12 @@ def test_single_row_code(tmp_path: Path, row: list[str], code: str, column: str)
 
 
 def test_preferred_site_is_a_warning_and_not_needed_for_voice(tmp_path: Path) -> None:
-    voice = good("v@acme.example", "1002", "+4930123457", **{"Webex Calling": "", "Webex Voice": "TRUE", "Preferred Webex Site": ""})
+    voice = good(
+        "v@acme.example",
+        "1002",
+        "+4930123457",
+        **{"Webex Calling": "", "Webex Voice": "TRUE", "Preferred Webex Site": ""},
+    )
     result = run(tmp_path, [good("a@acme.example", **{"Preferred Webex Site": ""}), voice])
     assert found(result) == {(2, "Preferred Webex Site", "missing_preferred_site")}
     assert result.status == Status.COMPLETED
@@ -85,7 +131,9 @@ def test_preferred_site_is_a_warning_and_not_needed_for_voice(tmp_path: Path) ->
 
 def test_names_are_free_for_non_calling_packages(tmp_path: Path) -> None:
     meetings_header = [h if h != "Webex Voice" else "Webex Meetings" for h in H]
-    row = good("a@acme.example", **{"Webex Calling": "", "Webex Voice": "TRUE", "First Name": "A#" * 20})
+    row = good(
+        "a@acme.example", **{"Webex Calling": "", "Webex Voice": "TRUE", "First Name": "A#" * 20}
+    )
     assert found(run(tmp_path, [row], header=meetings_header)) == set()
 
 
@@ -108,8 +156,10 @@ def test_duplicates_cite_the_first_row(tmp_path: Path) -> None:
 
 
 def test_blank_location_is_a_group_of_its_own(tmp_path: Path) -> None:
-    rows = [good("a@acme.example", Location="", **{"Webex Calling": ""}),
-            good("b@acme.example", "1001", "+4930123457", Location="", **{"Webex Calling": ""})]
+    rows = [
+        good("a@acme.example", Location="", **{"Webex Calling": ""}),
+        good("b@acme.example", "1001", "+4930123457", Location="", **{"Webex Calling": ""}),
+    ]
     assert (3, "Extension", "duplicate_extension") in found(run(tmp_path, rows))
 
 
@@ -117,7 +167,15 @@ def test_suspended_column_and_delete_in_add_only(tmp_path: Path) -> None:
     header = [*H, "MiTeam Meetings (Suspended)"]
     rows = [
         [*good("a@acme.example"), "TRUE"],
-        [*good("b@acme.example", "1002", "+4930123457", **{"Webex Calling": "FALSE", "Webex Suite": "FALSE", "Webex Voice": "FALSE"}), "FALSE"],
+        [
+            *good(
+                "b@acme.example",
+                "1002",
+                "+4930123457",
+                **{"Webex Calling": "FALSE", "Webex Suite": "FALSE", "Webex Voice": "FALSE"},
+            ),
+            "FALSE",
+        ],
     ]
     result = run(tmp_path, rows, header=header)
     assert found(result) == {
@@ -130,8 +188,12 @@ def test_suspended_column_and_delete_in_add_only(tmp_path: Path) -> None:
 
 
 def test_locale_booleans_and_blank_means_no_change(tmp_path: Path) -> None:
-    rows = [good(f"u{i}@acme.example", str(1000 + i), f"+493012345{i}", **{"Jabber Calling": word})
-            for i, word in enumerate(["wahr", "FALSCH", "sann", "usann", "Sand", "falsk", "VRAI", "onwaar", "t", "No"])]
+    rows = [
+        good(f"u{i}@acme.example", str(1000 + i), f"+493012345{i}", **{"Jabber Calling": word})
+        for i, word in enumerate(
+            ["wahr", "FALSCH", "sann", "usann", "Sand", "falsk", "VRAI", "onwaar", "t", "No"]
+        )
+    ]
     assert found(run(tmp_path, rows)) == set()
 
 
@@ -158,8 +220,38 @@ def test_xlsx_number_cells(tmp_path: Path) -> None:
     ws = wb.active
     assert ws is not None
     ws.append(H)
-    ws.append(["Anna", "Berg", "a@acme.example", 1001, 447700900123, "HQ", True, True, "s.webex.com", True, None, None])
-    ws.append(["Bo", "Berg", "b@acme.example", "0042", "+4930123457", "HQ", "TRUE", "TRUE", "s.webex.com", "TRUE", None, None])
+    ws.append(
+        [
+            "Anna",
+            "Berg",
+            "a@acme.example",
+            1001,
+            447700900123,
+            "HQ",
+            True,
+            True,
+            "s.webex.com",
+            True,
+            None,
+            None,
+        ]
+    )
+    ws.append(
+        [
+            "Bo",
+            "Berg",
+            "b@acme.example",
+            "0042",
+            "+4930123457",
+            "HQ",
+            "TRUE",
+            "TRUE",
+            "s.webex.com",
+            "TRUE",
+            None,
+            None,
+        ]
+    )
     path = tmp_path / "users.xlsx"
     wb.save(path)
     result = engine.run(Options(file=path, report_dir=tmp_path / "rep"))
