@@ -13,7 +13,10 @@ from click.testing import CliRunner
 from csvimport.cli import main
 
 ORG = Path(__file__).parent / "cases" / "users" / "_orgs" / "acme.yaml"
-HEADER = "User ID/Email (Required),Extension,Phone Number,Location,Jabber Calling,Jabber with Webex Teams,Preferred Webex Site,Webex Calling\n"
+HEADER = (
+    "User ID/Email (Required),Extension,Phone Number,Location,Jabber Calling,"
+    "Jabber with Webex Teams,Preferred Webex Site,Webex Calling\n"
+)
 GOOD = "eve@acme.example,1003,+4930100003,HQ,TRUE,TRUE,acme.webex.com,TRUE\n"
 BAD = "not-an-email,1004,+4930100004,Berlin,TRUE,TRUE,acme.webex.com,TRUE\n"
 
