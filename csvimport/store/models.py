@@ -60,6 +60,7 @@ JOB_STATUSES = (
     "COMPLETED_WITH_ERRORS",
     "FAILED",
     "REJECTED",
+    "DUPLICATE",  # a drop-folder file whose content was already applied to the org (SPEC 10)
 )
 
 
@@ -232,6 +233,30 @@ class OrgLock(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     acquired_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     heartbeat: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BatchFile(Base):
+    """A drop-folder file claimed by a ``watch`` worker: one row per batch job (SPEC 10).
+
+    ``active_key`` identifies the file in its folder (org, folder, name) while a job is in
+    flight and is NULL once the file reached done/ or failed/: its unique constraint is the
+    claim (two workers inserting the same key: one wins), and clearing it lets a later file of
+    the same name be claimed again. ``worker`` and ``heartbeat`` tell the others whether the
+    claimer is alive.
+    """
+
+    __tablename__ = "batch_files"
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    active_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    org: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    worker: Mapped[str] = mapped_column(String(200))
+    heartbeat: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    dest: Mapped[str | None] = mapped_column(Text)
 
 
 # Tables that hold one org's state, in an order safe for deleting (children first).
