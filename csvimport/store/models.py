@@ -261,3 +261,79 @@ class BatchFile(Base):
 
 # Tables that hold one org's state, in an order safe for deleting (children first).
 ORG_STATE_TABLES = ("user_licenses", "users", "numbers", "pools", "sites", "locations")
+
+
+# -- customers (SPEC 11) -------------------------------------------------------------------
+# Appended for the customers engine (``csvimport.customers``); none of the tables above refers
+# to these, so an org loaded by file works exactly as before.
+
+CUSTOMER_STATUSES = (
+    "provisioning",
+    "provisioned",
+    "provisioned_with_errors",
+    "pending_approval",
+    "error",
+)
+PARTNER_ROLES = ("provisioning_admin", "full_admin")
+
+
+class Template(Base):
+    """An onboarding template (seed 002); customers name it by provisioning id or name."""
+
+    __tablename__ = "templates"
+    provisioning_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    country: Mapped[str | None] = mapped_column(String(2))
+    language: Mapped[str | None] = mapped_column(String(32))
+    subscription: Mapped[str | None] = mapped_column(String(200))
+    authentication: Mapped[str] = mapped_column(String(16), default="webex")
+    email_invitations: Mapped[bool] = mapped_column(Boolean, default=True)
+    allow_admin_invites_on_attach: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Customer(Base):
+    """A customer of the partner, keyed by its External Customer ID.
+
+    ``org_id`` is the org it provisions: the created org, the attached one, or the org waiting
+    for approval (unique: an org is managed as one customer). ``partner_role`` is the partner's
+    role in that org once provisioned. ``packages`` is the complete list of package ids;
+    ``limits`` maps a package id to its quantity (None: unlimited); ``address`` holds the
+    headquarters' address cells by field id.
+    """
+
+    __tablename__ = "customers"
+    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    company_name: Mapped[str] = mapped_column(Text)
+    admin_email: Mapped[str] = mapped_column(String(320))
+    org_id: Mapped[str] = mapped_column(String(200), unique=True)
+    provisioning_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(32))
+    partner_role: Mapped[str | None] = mapped_column(String(32))
+    packages: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    address: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    country: Mapped[str | None] = mapped_column(String(2))
+    language: Mapped[str | None] = mapped_column(String(32))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    location_name: Mapped[str | None] = mapped_column(String(200))
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OrgProfile(Base):
+    """Settings a created org takes from its template: authentication, language, country.
+
+    Only orgs created from a template have one; attaching never writes it, so an existing
+    org keeps its own authentication (seed 004).
+    """
+
+    __tablename__ = "org_profiles"
+    org_id: Mapped[str] = mapped_column(String(200), _org_fk(), primary_key=True)
+    authentication: Mapped[str] = mapped_column(String(16), default="webex")
+    language: Mapped[str | None] = mapped_column(String(32))
+    country: Mapped[str | None] = mapped_column(String(2))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    email_invitations: Mapped[bool] = mapped_column(Boolean, default=True)

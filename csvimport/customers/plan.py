@@ -1,0 +1,266 @@
+"""The customers diff: valid rows against the store's state, to operations. Pure: no I/O.
+
+Keyed on External Customer ID (SPEC 11):
+
+* a new id without Existing Org ID is ``create_customer``: a new org whose id is the External
+  Customer ID (the org id is the partner's external id for the customer, SPEC 9);
+* a new id with Existing Org ID is ``attach_customer``, or ``request_approval`` when one of
+  seed 004's criteria holds (100 users or more, a verified domain, a claimed domain); the
+  partner's role is decided by the org's licenses (full administrator when it has no active
+  pool, seed 004);
+* a known id is ``update_customer`` when its packages (the complete list, as the Wholesale
+  API's PUT), limits or address changed, else unchanged. Dropping a package is the warning
+  ``package_downgrade``.
+
+Rules against the store are checked on every row that has the cells they need, so a row shows
+all its problems at once; only rows without errors become operations. The whole file counts:
+two rows attaching the same org are ``org_already_managed`` from the second on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from csvimport.customers.catalog import CustomerCatalog
+from csvimport.customers.store import CustomerState
+from csvimport.customers.validate import CustomerRows
+from csvimport.issues import IssueBuilder
+from csvimport.model import Plan
+from csvimport.validate import _duplicates
+
+ADDRESS = ("address_line_1", "address_line_2", "city", "state", "zip")
+OP_COLUMNS = ["op", "row", "email", "license", "data", "external_id"]
+
+
+def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records, columns=OP_COLUMNS)
+    return frame.astype({"op": object, "email": object, "external_id": object})
+
+
+class _Planner:
+    """One planning pass; holds the inputs so each rule stays a short method."""
+
+    def __init__(self, rows: CustomerRows, state: CustomerState, cat: CustomerCatalog) -> None:
+        self.rows, self.state, self.cat = rows, state, cat
+        self.cells = rows.cells
+        self.b = IssueBuilder(self.cells, rows.headers, self.cells["external_id"])
+        ext = self.cells["external_id"]
+        self.known = (ext != "") & ext.isin(state.customers.index)
+        self.org = self.cells["existing_org_id"]
+        self.creating = (ext != "") & ~self.known & (self.org == "")
+        self.attaching = (ext != "") & ~self.known & (self.org != "")
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def check_creates(self) -> None:
+        ext, email = self.cells["external_id"], self.cells["admin_email"].str.lower()
+        taken = self.creating & (ext.isin(self.state.orgs.index) | ext.isin(self.state.managed))
+        self.b.cells(
+            self._rows(taken),
+            "external_id",
+            "org_id_taken",
+            "a created customer's org takes its External Customer ID: choose another "
+            "one, or give the org's id as Existing Org ID to attach it",
+        )
+        in_use = self.creating & (email != "") & email.isin(self.state.emails)
+        self.b.cells(
+            self._rows(in_use),
+            "admin_email",
+            "user_in_other_org",
+            "choose an administrator address that is not a Webex user yet, or attach "
+            "that user's org with Existing Org ID",
+        )
+        usable = self.creating & (email != "")
+        _duplicates(
+            email,
+            usable,
+            "admin_email",
+            "duplicate_email",
+            self.b,
+            "give each new customer its own administrator",
+        )
+
+    def check_attaches(self) -> None:
+        orgs = self.state.orgs
+        org = self.org
+        exists = self.attaching & org.isin(orgs.index[orgs["kind"] == "customer"])
+        self.b.cells(
+            self._rows(self.attaching & ~exists),
+            "existing_org_id",
+            "unknown_org",
+            "check the org id in Control Hub (Account), or leave the cell blank to "
+            "create a new org",
+        )
+        holder = org.map(self.state.managed).fillna("")
+        other = exists & (holder != "") & (holder != self.cells["external_id"])
+        self.b.cells(
+            self._rows(other),
+            "existing_org_id",
+            "org_already_managed",
+            "an org is managed as one customer: update that customer instead",
+            extra=" (as customer " + holder.astype(str) + ")",
+        )
+        _duplicates(
+            org,
+            exists & ~other,
+            "existing_org_id",
+            "org_already_managed",
+            self.b,
+            "attach each org once",
+        )
+        trial = exists & org.map(orgs["trial"]).fillna(False).astype(bool)
+        self.b.cells(
+            self._rows(trial),
+            "existing_org_id",
+            "trial_org_not_supported",
+            "converting a trial org to a wholesale customer is not supported (seed "
+            "004): create a new org instead, or convert the trial first",
+        )
+
+    def check_updates(self) -> pd.Series:
+        """``package_downgrade`` warnings; returns each known row's changes (or {})."""
+        changes = pd.Series([{}] * len(self.cells), index=self.cells.index, dtype=object)
+        for row in self._rows(self.known):
+            before = self.state.customers.loc[str(self.cells.at[row, "external_id"])]
+            assert isinstance(before, pd.Series)  # external ids are unique (primary key)
+            changes[row] = self._changes(row, before)
+            dropped = [p for p in before["packages"] if p not in self.rows.packages[row]]
+            if dropped and self.rows.packages[row]:
+                names = ", ".join(
+                    self.cat.packages[p].header if p in self.cat.packages else p for p in dropped
+                )
+                self.b.cells(
+                    pd.Index([row]),
+                    "packages",
+                    "package_downgrade",
+                    f"packages are the complete list, so {names} will be removed from "
+                    "the customer; add it to Packages to keep it",
+                    values=pd.Series([names], index=[row]),
+                )
+        return changes
+
+    def _changes(self, row: int, before: pd.Series) -> dict[str, Any]:
+        after = {
+            "packages": list(self.rows.packages[row]),
+            "limits": self._limits(row),
+            "address": self._address(row),
+        }
+        was = {
+            "packages": list(before["packages"]),
+            "limits": dict(before["limits"] or {}),
+            "address": dict(before["address"] or {}),
+        }
+        return {k: {"from": was[k], "to": v} for k, v in after.items() if was[k] != v}
+
+    # -- payloads --------------------------------------------------------------------------
+
+    def _rows(self, mask: pd.Series) -> pd.Index:
+        return self.cells.index[mask.to_numpy(dtype=bool)]
+
+    def _limits(self, row: int) -> dict[str, int | None]:
+        limits = self.rows.limits.loc[row]
+        return {p: None if pd.isna(limits[p]) else int(limits[p]) for p in self.rows.packages[row]}
+
+    def _address(self, row: int) -> dict[str, str]:
+        return {k: str(self.cells.at[row, k]) for k in ADDRESS if self.cells.at[row, k]}
+
+    def _admin_package(self, packages: tuple[str, ...]) -> str | None:
+        leveled = [self.cat.packages[p] for p in packages if self.cat.packages[p].level]
+        return max(leveled, key=lambda p: p.level or 0).id if leveled else None
+
+    def _attributes(self, row: int) -> dict[str, Any]:
+        c = self.cells.loc[row]
+        pid = str(self.rows.template[row])
+        template = self.state.templates.loc[pid]
+        packages = self.rows.packages[row]
+        return {
+            "external_id": c["external_id"],
+            "company_name": c["company_name"],
+            "admin_email": c["admin_email"],
+            "provisioning_id": pid,
+            "country": c["country"],
+            "language": c["language"] or None,
+            "time_zone": c["time_zone"] or None,
+            "location_name": c["location_name"] or self.cat.rules.default_location,
+            "address": self._address(row),
+            "packages": list(packages),
+            "limits": self._limits(row),
+            "admin_package": self._admin_package(packages),
+            "subscription": template["subscription"] or None,
+            "authentication": template["authentication"],
+            "email_invitations": bool(template["email_invitations"]),
+            "admin_invites_on_attach": bool(template["allow_admin_invites_on_attach"]),
+        }
+
+    def _approval_reasons(self, org: pd.Series) -> list[str]:
+        """Seed 004's criteria that hold for ``org``; any one needs the org's approval."""
+        reasons = []
+        if org["users"] >= self.cat.rules.approval_min_users:
+            reasons.append(
+                f"the org has {org['users']} users ({self.cat.rules.approval_min_users} or more)"
+            )
+        if org["verified"]:
+            reasons.append("the org has a verified email domain")
+        if org["claimed"]:
+            reasons.append("the org has claimed its domain")
+        return reasons
+
+    def operations(self, changes: pd.Series, valid: pd.Index) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for row in valid:
+            ext = str(self.cells.at[row, "external_id"])
+            email = str(self.cells.at[row, "admin_email"])
+            base = {"row": int(row), "email": email, "license": None, "external_id": ext}
+            if self.known[row]:
+                if changes[row]:
+                    org = self.state.customers.at[ext, "org_id"]
+                    pid = self.rows.template[row]
+                    subscription = self.state.templates.at[pid, "subscription"] or None
+                    data = {"org_id": org, "subscription": subscription, "changes": changes[row]}
+                    out.append({**base, "op": "update_customer", "data": data})
+                continue
+            attrs = self._attributes(row)
+            if self.creating[row]:
+                attrs.update(org_id=ext, partner_role="full_admin")
+                out.append({**base, "op": "create_customer", "data": {"attributes": attrs}})
+                continue
+            org = self.state.orgs.loc[self.org[row]]
+            attrs["org_id"] = str(self.org[row])
+            reasons = self._approval_reasons(org)
+            if reasons:
+                attrs["approval_reasons"] = reasons
+                out.append({**base, "op": "request_approval", "data": {"attributes": attrs}})
+            else:
+                attrs["partner_role"] = partner_role(bool(org["licensed"]))
+                out.append({**base, "op": "attach_customer", "data": {"attributes": attrs}})
+        return out
+
+
+def partner_role(licensed: bool) -> str:
+    """Seed 004: provisioning administrator, or full administrator when the org has no
+    licenses or only suspended or cancelled ones."""
+    return "provisioning_admin" if licensed else "full_admin"
+
+
+def make_plan(
+    rows: CustomerRows, state: CustomerState, cat: CustomerCatalog, sha256: str | None
+) -> tuple[Plan, pd.DataFrame]:
+    """The plan of the file's valid rows, and the issues found against the store."""
+    planner = _Planner(rows, state, cat)
+    planner.check_creates()
+    planner.check_attaches()
+    changes = planner.check_updates()
+    found = planner.b.frame()
+    every = pd.concat([rows.issues, found])
+    errors = every.loc[(every["severity"] == "error") & every["row"].notna(), "row"]
+    valid = rows.cells.index.difference(pd.Index(errors.astype("int64").unique()))
+    ops = _frame(planner.operations(changes, valid))
+    # Customers have no mode; "add-remove" is the nearest meaning (packages are complete lists)
+    # and is never shown: reports print a plan without an org with a null mode.
+    plan = Plan(org=None, mode="add-remove", state_version=None, sha256=sha256, operations=ops)
+    return plan, found
+
+
+__all__ = ["OP_COLUMNS", "make_plan", "partner_role"]
