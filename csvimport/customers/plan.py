@@ -93,7 +93,8 @@ class _Planner:
             "check the org id in Control Hub (Account), or leave the cell blank to "
             "create a new org",
         )
-        holder = org.map(self.state.managed).fillna("")
+        managed = self.state.managed
+        holder = org.map(lambda o: managed.get(o, "")).astype("str")
         other = exists & (holder != "") & (holder != self.cells["external_id"])
         self.b.cells(
             self._rows(other),
@@ -110,7 +111,7 @@ class _Planner:
             self.b,
             "attach each org once",
         )
-        trial = exists & org.map(orgs["trial"]).fillna(False).astype(bool)
+        trial = exists & org.isin(orgs.index[orgs["trial"].astype(bool)])
         self.b.cells(
             self._rows(trial),
             "existing_org_id",

@@ -103,7 +103,7 @@ def _schema(catalog: CustomerCatalog) -> pa.DataFrameSchema:
             _check("invalid_email", lambda s: s.str.fullmatch(EMAIL_RE)),
             _check("invalid_email", lambda s: s.str.split("@").str[0].str.len() <= 64),
         ],
-        "country": [_check("invalid_country", lambda s: s.isin(catalog.countries))],
+        "country": [_check("invalid_country", lambda s: s.str.upper().isin(catalog.countries))],
         "external_id": [
             _check("invalid_external_id", lambda s: s.str.fullmatch(rules.external_id_pattern))
         ],
@@ -177,15 +177,20 @@ def _dependencies(packages: pd.Series, catalog: CustomerCatalog, b: IssueBuilder
             continue
         needed = set(addon.needs_any) | (calling if addon.needs_calling else set())
         unmet = packages.map(lambda ps, a=addon.id, n=needed: a in ps and not n & set(ps))
-        names = " or ".join(
-            catalog.packages[p].header for p in sorted(needed, key=list(catalog.packages).index)
-        )
+        names = _one_of([catalog.packages[p].header for p in catalog.packages if p in needed])
+        if addon.needs_calling:
+            names = f"a calling package ({names})"
         b.cells(
             packages.index[unmet.to_numpy(dtype=bool)],
             "packages",
             "package_dependency",
             f"{addon.header} needs {names}; add one of them to Packages, or remove {addon.header}",
         )
+
+
+def _one_of(names: list[str]) -> str:
+    """``A, B or C``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _limits(cells: pd.DataFrame, catalog: CustomerCatalog) -> pd.DataFrame:
@@ -243,10 +248,8 @@ def _confirmed(cells: pd.DataFrame, catalog: CustomerCatalog, b: IssueBuilder) -
 def validate(table: Table, catalog: CustomerCatalog, templates: pd.DataFrame) -> CustomerRows:
     """Every check of a customer file that needs no org; ``templates`` indexed by id."""
     cells, headers = _texts(table, catalog)
-    cells["country"] = cells["country"].str.upper()
     b = IssueBuilder(cells, headers, cells["external_id"])
     template = _resolve_templates(cells, templates, b)
-    cells["country"] = cells["country"].str.upper()
     packages = _packages(cells, catalog, b)
     _required(cells, packages, catalog, b)
     _format_issues(cells, catalog, b)
@@ -261,6 +264,7 @@ def validate(table: Table, catalog: CustomerCatalog, templates: pd.DataFrame) ->
         b,
         codes.FIX["duplicate_external_id"],
     )
+    cells["country"] = cells["country"].str.upper()  # after the checks: issues show the input
     return CustomerRows(
         table, cells, packages, _limits(cells, catalog), template, b.frame(), headers
     )
