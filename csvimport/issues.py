@@ -142,6 +142,18 @@ class IssueBuilder:
         return concat_issues(self._parts)
 
 
+def duplicate_rows(keys: pd.Series) -> tuple[pd.Index, pd.Series]:
+    """Rows of the second and later occurrences of each key, and for each the row of the
+    first occurrence (hash lookups, no sort: this runs over a million keys)."""
+    dup = keys.duplicated(keep="first").to_numpy()
+    rows = keys.index[dup]
+    if len(rows) == 0:
+        return rows, pd.Series(dtype="int64")
+    firsts = keys[~dup]
+    lookup = pd.Series(firsts.index.to_numpy(), index=firsts.to_numpy())
+    return rows, pd.Series(keys[dup].map(lookup).to_numpy(), index=rows)
+
+
 def concat_issues(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """Issues frames joined and sorted by row (file-level first), stable within a row."""
     parts = [p for p in parts if len(p)]

@@ -23,7 +23,7 @@ from csvimport.masks import is_false, is_true
 from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
 from csvimport.requirements import delete_rows
 from csvimport.store.snapshot import OrgSnapshot
-from csvimport.validate import PHONE_SEPARATORS, Validated
+from csvimport.validate import Validated, compact_phone
 
 BOOL_TEXT = {True: "TRUE", False: "FALSE"}
 MAX_PASSES = 6
@@ -56,7 +56,7 @@ class Rows:
 
 
 def normalise_phone(values: pd.Series) -> pd.Series:
-    return values.str.replace(PHONE_SEPARATORS, "", regex=True)
+    return compact_phone(values.astype("str"))
 
 
 def _values(v: Validated, snap: OrgSnapshot, cat: Catalog) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from csvimport.catalog import Catalog
-from csvimport.issues import IssueBuilder
+from csvimport.issues import IssueBuilder, duplicate_rows
 from csvimport.masks import is_false
 from csvimport.model import Mode
 
@@ -45,7 +45,7 @@ def after_view(
         own = cells[fid] if fid in cells else pd.Series("", index=index)
         if cur is not None and fid in cur:
             own = own.where(own != "", cur[fid].fillna("").astype(str))
-        after[fid] = own.astype(object)
+        after[fid] = own.astype("str")
     package = row_package.copy()
     if cur is not None and "package" in cur:
         held = cur["package"].fillna("").astype(str)
@@ -127,7 +127,7 @@ def _required(
 
 def _names(rows: pd.DataFrame, catalog: Catalog, b: IssueBuilder) -> None:
     """``invalid_name``: over the length limit or a forbidden character, calling packages only."""
-    forbidden = "[" + "".join("\\" + c for c in catalog.name_forbidden) + "]"
+    forbidden = "[" + "".join("\\" + c if c in "\\]^-" else c for c in catalog.name_forbidden) + "]"
     limit = catalog.name_max_length
     for fid in ("first_name", "last_name"):
         text = rows[fid].astype(str)
@@ -147,15 +147,13 @@ def _duplicate_extensions(live: pd.DataFrame, cells: pd.DataFrame, b: IssueBuild
         return
     ext = cells["extension"].reindex(live.index)
     used = live[(ext != "").to_numpy()]
-    key = used["location"].astype(str).str.casefold() + "\x00" + ext[used.index].astype(str)
-    dup = key.duplicated(keep="first")
-    if not dup.any():
+    key = used["location"].str.lower() + "\x00" + ext[used.index]
+    rows, firsts = duplicate_rows(key)
+    if len(rows) == 0:
         return
-    first = pd.Series(key.index, index=key.index).groupby(key.to_numpy()).transform("first")
-    rows = key.index[dup.to_numpy()]
-    where = used.loc[rows, "location"].astype(str)
+    where = used.loc[rows, "location"]
     where = where.where(where != "", "(no location)")
-    extra = " (location " + where + "; first used in row " + first[rows].astype(str) + ")"
+    extra = " (location " + where + "; first used in row " + firsts.astype(str) + ")"
     b.cells(
         rows,
         "extension",

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 
 from csvimport.catalog import Catalog
-from csvimport.issues import IssueBuilder
+from csvimport.issues import IssueBuilder, duplicate_rows
 from csvimport.masks import is_true
 from csvimport.model import ISSUE_COLUMNS, Mode, Table
 
@@ -111,14 +113,25 @@ def _fullmatch_or_blank(pattern: str, code: str, mangled_ok: bool = False) -> pa
 
 def _local_part_ok() -> pa.Check:
     def check(s: pd.Series) -> pd.Series:
-        return s.str.split("@").str[0].str.len() <= 64
+        return ~s.str.contains(r"^[^@]{65,}@", regex=True)
 
     return pa.Check(check, error="invalid_email")
 
 
+def compact_phone(values: pd.Series) -> pd.Series:
+    """Phone numbers without spaces, dashes, dots, slashes and brackets.
+
+    Arrow's RE2 kernel directly: pandas' ``str.replace`` falls back to Python's ``re`` for
+    this pattern and is 2.5x slower on a million cells."""
+    arrow = pyarrow.array(values.array)
+    return pd.Series(
+        pc.replace_substring_regex(arrow, PHONE_SEPARATORS, ""), index=values.index, dtype="str"
+    )
+
+
 def _phone_check() -> pa.Check:
     def check(s: pd.Series) -> pd.Series:
-        plain = s.str.replace(PHONE_SEPARATORS, "", regex=True)
+        plain = compact_phone(s)
         return (s == "") | plain.str.fullmatch(E164_RE) | s.str.fullmatch(MANGLED_RE)
 
     return pa.Check(check, error="invalid_phone")
@@ -169,7 +182,7 @@ def _flags(table: Table, catalog: Catalog, b: IssueBuilder) -> dict[str, pd.Seri
         ):
             continue
         text = table.frame[col.index]
-        folded = text.str.casefold()
+        folded = text.str.lower()  # boolean words are ASCII; lower() is an Arrow kernel
         is_true = folded.isin(catalog.true_words).to_numpy()
         is_false = folded.isin(catalog.false_words).to_numpy()
         bad = ~(is_true | is_false) & (text != "").to_numpy()
@@ -185,28 +198,31 @@ def _row_package(
 ) -> pd.Series:
     """The package each row sets TRUE; more than one is ``multiple_packages``."""
     present = [p for p in catalog.packages if p in flags]
-    result = pd.Series("", index=index, dtype=object)
     if not present:
-        return result
-    trues = pd.DataFrame({p: is_true(flags[p]) for p in present})
+        return pd.Series("", index=index, dtype=object)
+    trues = np.column_stack([is_true(flags[p]).to_numpy() for p in present])
     count = trues.sum(axis=1)
-    first = trues.idxmax(axis=1).where(count > 0, "")
+    first = np.where(count > 0, np.asarray(present, dtype=object)[trues.argmax(axis=1)], "")
     multi = count > 1
-    names = (
-        trues.apply(lambda r: ", ".join(catalog.header_of(p) for p in present if r[p]), axis=1)
-        if multi.any()
-        else None
-    )
-    if names is not None:
-        b.rows(
-            index[multi.to_numpy()],
-            "multiple_packages",
-            "more than one package is TRUE (" + names[multi] + "); a user holds at most one "
-            "package: set exactly one package column to TRUE",
-            values=names[multi],
+    if multi.any():
+        names = _joined_headers(trues[multi], [catalog.header_of(p) for p in present])
+        rows = index[multi]
+        message = pd.Series(
+            "more than one package is TRUE (" + names + "); a user holds at most one package: "
+            "set exactly one package column to TRUE",
+            index=rows,
         )
-    result[:] = first.astype(object)
-    return result
+        b.rows(rows, "multiple_packages", message, values=pd.Series(names, index=rows))
+    return pd.Series(first, index=index, dtype=object)
+
+
+def _joined_headers(trues: np.ndarray, headers: list[str]) -> np.ndarray:
+    """Per row, the headers of the TRUE columns joined by ", " (vectorised over rows)."""
+    out = np.full(len(trues), "", dtype=object)
+    for col, header in enumerate(headers):
+        hit = trues[:, col]
+        out[hit] = np.where(out[hit] == "", header, out[hit] + ", " + header)
+    return out
 
 
 def validate(
@@ -262,21 +278,15 @@ def _email_presence(cells: pd.DataFrame, b: IssueBuilder) -> None:
 def _phone_key(cells: pd.DataFrame) -> pd.Series | None:
     if "phone_number" not in cells:
         return None
-    return cells["phone_number"].str.replace(PHONE_SEPARATORS, "", regex=True)
+    return compact_phone(cells["phone_number"])
 
 
 def _duplicates(
     keys: pd.Series, usable: pd.Series, fid: str, code: str, b: IssueBuilder, fix: str
 ) -> None:
     """Second and later occurrences of a key, each citing the row of the first."""
-    keys = keys[usable.to_numpy()]
-    dup = keys.duplicated(keep="first")
-    if not dup.any():
-        return
-    first_row = pd.Series(keys.index, index=keys.index).groupby(keys.to_numpy()).transform("first")
-    rows = keys.index[dup.to_numpy()]
-    firsts = first_row[dup].astype(str)
-    b.cells(rows, fid, code, fix, extra=" (first used in row " + firsts + ")")
+    rows, firsts = duplicate_rows(keys[usable.to_numpy()])
+    b.cells(rows, fid, code, fix, extra=" (first used in row " + firsts.astype(str) + ")")
 
 
 def _suspended(table: Table, flags: dict[str, pd.Series], b: IssueBuilder) -> None:
