@@ -80,8 +80,12 @@ def customers_apply(ctx: Any, /, file: Path, **kw: Any) -> None:
 def customers_approve(ctx: Any, external_id: str) -> None:
     """Attach a customer waiting for its org's approval (pending_approval)."""
     from csvimport import customers as engine
+    from csvimport.customers.store import CustomerNotFound
 
-    done = engine.approve(ctx.engine, external_id)
+    try:
+        done = engine.approve(ctx.engine, external_id)
+    except CustomerNotFound as exc:
+        raise UsageError(str(exc)) from exc
     click.echo(
         f"customer {external_id} approved: attached to org {done['org_id']}, "
         f"partner role {done['partner_role']}"

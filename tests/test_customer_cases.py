@@ -43,7 +43,8 @@ def _case_dirs() -> list[Path]:
 def _issues(result: Result) -> list[list[Any]]:
     found = result.issues
     rows = [None if r is None or str(r) == "<NA>" else int(r) for r in found["row"]]
-    out = [[r, str(c), str(k)] for r, c, k in zip(rows, found["column"], found["code"], strict=True)]
+    cells = zip(rows, found["column"], found["code"], strict=True)
+    out = [[r, str(c), str(k)] for r, c, k in cells]
     return sorted(out, key=lambda i: (i[0] or 0, i[1], i[2]))
 
 
@@ -109,7 +110,10 @@ def test_customer_case(case: Path, engine: Engine, tmp_path: Path) -> None:
     if os.environ.get("CSVIMPORT_BLESS") and engine.dialect.name == "sqlite":
         setup = {k: spec[k] for k in SETUP_KEYS if k in spec}
         text = yaml.safe_dump(
-            {**setup, **got}, sort_keys=False, allow_unicode=True, width=100,
+            {**setup, **got},
+            sort_keys=False,
+            allow_unicode=True,
+            width=100,
             default_flow_style=None,
         )
         (case / "case.yaml").write_text(text, encoding="utf-8")
