@@ -40,6 +40,7 @@ CUSTOMER_COLUMNS = (
     "time_zone",
     "location_name",
 )
+_CUSTOMERS, _USERS, _ORGS = (m.__table__ for m in (Customer, User, Org))
 ORG_COLUMNS = ("kind", "trial", "users", "verified", "claimed", "licensed", "state_version")
 
 
@@ -72,6 +73,26 @@ def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
         yield items[start : start + _CHUNK]
 
 
+def _present(conn: Connection, column: Any, wanted: Iterable[str]) -> set[str]:
+    """The values of ``wanted`` that ``column`` holds.
+
+    The whole column when it is not much longer than ``wanted`` (one scan beats compiling
+    thousands of ``IN`` parameters), else chunked ``IN`` lists.
+    """
+    asked = {v for v in wanted if v}
+    if not asked:
+        return set()
+    held = conn.execute(select(func.count()).select_from(column.table)).scalar_one()
+    if held <= 4 * len(asked):
+        return {str(v) for v in conn.execute(select(column).distinct()).scalars()} & asked
+    found: set[str] = set()
+    for chunk in _chunks(asked):
+        found.update(
+            str(v) for v in conn.execute(select(column).where(column.in_(chunk))).scalars()
+        )
+    return found
+
+
 def status_of_org(db: Engine, org_id: str) -> str | None:
     """The status of the customer that provisions ``org_id``; None when no customer does."""
     with transaction(db, write=False) as conn:
@@ -94,16 +115,15 @@ def load_state(
     """One read transaction: templates, the named customers, orgs and emails."""
     with transaction(db, write=False) as conn:
         templates = load_templates(conn)
-        customers = _customers(conn, external_ids)
+        customers = _customers(conn, _present(conn, _CUSTOMERS.c.external_id, external_ids))
         asked = set(org_ids) | set(customers["org_id"])
         managed: dict[str, str] = {}
-        for chunk in _chunks(asked):
+        for chunk in _chunks(_present(conn, _CUSTOMERS.c.org_id, asked)):
             stmt = select(Customer.org_id, Customer.external_id).where(Customer.org_id.in_(chunk))
             managed.update({str(o): str(e) for o, e in conn.execute(stmt)})
-        taken: set[str] = set()
-        for chunk in _chunks(e.lower() for e in emails):
-            taken.update(conn.execute(select(User.email).where(User.email.in_(chunk))).scalars())
-        return CustomerState(templates, customers, managed, _orgs(conn, asked), frozenset(taken))
+        taken = _present(conn, _USERS.c.email, (e.lower() for e in emails))
+        orgs = _orgs(conn, _present(conn, _ORGS.c.id, asked))
+        return CustomerState(templates, customers, managed, orgs, frozenset(taken))
 
 
 def _customers(conn: Connection, external_ids: Iterable[str]) -> pd.DataFrame:
