@@ -68,7 +68,6 @@ from csvimport.model import (
 )
 from csvimport.read import sha256_of
 from csvimport.store import claims, jobs
-from csvimport.store.models import Base
 
 FOLDERS: dict[str, bool] = {"inbox": False, "validate": True}  # folder -> dry run
 STATE_DIRS = ("processing", "done", "failed", "reports")
@@ -314,7 +313,6 @@ class Worker:
         self._current: Job | None = None
         self._customers = customers_runner()
         self.jobs_run = 0
-        Base.metadata.create_all(db, tables=[Base.metadata.tables["batch_files"]])
         _install_test_pause(self)
 
     # - running -
@@ -514,10 +512,10 @@ class Worker:
         try:
             with self._heartbeat(job):
                 result = self._execute(job, info, sha)
+                self._crash_point("applied")
+                self._conclude(job, result)
         finally:
             self._current = None
-        self._crash_point("applied")
-        self._conclude(job, result)
 
     @contextlib.contextmanager
     def _heartbeat(self, job: Job) -> Iterator[None]:
@@ -662,7 +660,10 @@ class Worker:
                     continue
                 if not claims.take_over(self.db, c.job_id, c.worker, self.worker):
                     continue
-            done += self._recover(c)
+            try:
+                done += self._recover(c)
+            except FolderProblem as exc:
+                self._warn_once(str(exc), path=str(self.root / c.org), reason=str(exc))
         return done
 
     def _recover(self, c: claims.Claim) -> int:
@@ -813,10 +814,3 @@ def _install_test_pause(worker: Worker) -> None:
         if conn.info.pop("csvimport_applying", False):
             worker.log("test_pause_before_commit", worker._current, seconds=seconds)
             time.sleep(seconds)
-
-
-def validate_root(root: Path) -> Path:
-    """DIR as an absolute path; ``ValueError`` when it is not a directory."""
-    if not root.is_dir():
-        raise ValueError(f"{root} is not a directory")
-    return root.resolve()

@@ -80,17 +80,20 @@ def watch(
     ctx: Any, directory: Path, once: bool, interval: float, settle: float, stale_after: float
 ) -> None:
     """Serve DIR/<org>/inbox/ (apply) and DIR/<org>/validate/ (dry run)."""
-    from csvimport import batch
+    if not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory")
+    try:
+        db = ctx.engine  # before the engine's slow imports: a dead database fails fast
+        from csvimport import batch
 
-    try:
-        root = batch.validate_root(directory)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    settings = batch.Settings(
-        root=root, once=once, interval=interval, settle=settle, stale_after=stale_after
-    )
-    try:
-        worker = batch.Worker(ctx.engine, settings, _emit)
+        settings = batch.Settings(
+            root=directory.resolve(),
+            once=once,
+            interval=interval,
+            settle=settle,
+            stale_after=stale_after,
+        )
+        worker = batch.Worker(db, settings, _emit)
         _on_signals(worker)
         worker.run()
     except SQLAlchemyError as exc:

@@ -94,7 +94,9 @@ def claim(
     values = {"job_id": job_id, "active_key": key, "org": org, "folder": folder, "name": name}
     with transaction(engine) as conn:
         stmt = _insert_ignore(conn).values(**values, worker=worker, heartbeat=now, claimed_at=now)
-        if conn.execute(stmt).rowcount != 1:
+        conn.execute(stmt)  # no rowcount check: psycopg reports -1 for an INSERT here
+        holder = conn.execute(select(BatchFile.job_id).where(BatchFile.active_key == key))
+        if holder.scalar() != job_id:
             return False
         conn.execute(
             insert(Job),
