@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import click
 
-from csvimport.model import Options, UsageError
+from csvimport.model import Options, Result, UsageError
 from csvimport.terminal import Progress, print_result
 
 FORMAT = click.Choice(["text", "json"])
@@ -41,16 +42,18 @@ def _job(ctx: Any, file: Path, dry_run: bool, kw: dict[str, Any]) -> None:
 
     fmt = kw.pop("format")
     options = Options(file=file, dry_run=dry_run, **kw)
-    progress = Progress(enabled=fmt == "text")
-    try:
+    with closing(Progress(enabled=fmt == "text")) as progress:
         result = customers.run(options, db=ctx.engine, progress=progress)
-    finally:
-        progress.close()
-    if fmt == "json":
-        click.echo(json.dumps(result.summary(), ensure_ascii=False))
-    else:
-        print_result(result)
+    _report(result, fmt)
     sys.exit(result.exit_code)
+
+
+def _report(result: Result, fmt: str) -> None:
+    """The human summary, or with ``--format json`` the summary alone (SPEC 8)."""
+    if fmt == "text":
+        print_result(result)
+        return
+    click.echo(json.dumps(result.summary(), ensure_ascii=False))
 
 
 @click.group()
