@@ -335,7 +335,10 @@ def _build(
     table: pa.Table, options: Options, numeric: np.ndarray[Any, Any] | None = None
 ) -> tuple[list[str], pd.DataFrame, pd.DataFrame | None]:
     """Header, frame and numeric mask from a table whose position ``i`` is row ``i + 1``."""
-    columns = [_trim(c) for c in table.columns]
+    columns = list(table.columns)
+    table = pa.table({})  # drop our reference: each raw column goes once it is trimmed
+    for i, column in enumerate(columns):
+        columns[i] = _trim(column)
     filled = [pc.greater(pc.binary_length(c), 0) for c in columns]
     nonblank = filled[0]
     for mask in filled[1:]:
@@ -353,9 +356,12 @@ def _build(
             f"The file has {len(rows):,} user rows; the limit is {options.max_rows:,} "
             "(--max-rows). Split it into files of at most that many rows, or raise --max-rows.",
         )
-    data = {i: _unquote(_rows_of(c, rows)) for i, c in enumerate(columns)}
-    frame = pa.table({str(i): c for i, c in data.items()}).to_pandas()
-    frame.columns = pd.RangeIndex(len(columns))
+    for i, column in enumerate(columns):
+        columns[i] = _unquote(_rows_of(column, rows))
+    width = len(columns)
+    frame = pa.table({str(i): c for i, c in enumerate(columns)}).to_pandas()
+    del columns
+    frame.columns = pd.RangeIndex(width)
     frame.index = pd.Index(rows + 1, name="row")
     mask = None
     if numeric is not None:
@@ -392,6 +398,7 @@ def _read_csv(path: Path, options: Options) -> RawTable:
     table = _parse_arrow(payload, delimiter)
     if table is None:
         table = _parse_python(payload.decode("utf-8"), delimiter)
+    del payload
     header, frame, _ = _build(table, options)
     return RawTable(header, frame, encoding, delimiter, "csv")
 
@@ -406,11 +413,22 @@ def _to_utf8(raw: bytes) -> tuple[bytes, str]:
     if raw.startswith(codecs.BOM_UTF8):
         _decode(raw, "utf-8-sig")
         return raw[len(codecs.BOM_UTF8) :], "utf-8-sig"
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
+    if not _is_utf8(raw):
         return _decode(raw, "cp1252").encode("utf-8"), "cp1252"
     return raw, "utf-8"
+
+
+def _is_utf8(raw: bytes, chunk: int = 1 << 24) -> bool:
+    """Strict UTF-8 check in 16 MiB steps: decoding a 200 MB file at once would hold a
+    second copy of it as a Python string (up to 4 bytes a character)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(raw)
+    try:
+        for start in range(0, len(raw), chunk):
+            decoder.decode(view[start : start + chunk], final=start + chunk >= len(raw))
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _decode(data: bytes, encoding: str) -> str:

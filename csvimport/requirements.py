@@ -8,6 +8,7 @@ checked by nothing here but ``delete_requires_remove_mode`` in add-only mode.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from csvimport.catalog import Catalog
@@ -84,35 +85,40 @@ def check(
             "'add-only' mode: choose 'add-remove' to delete users, or leave the package "
             "cells blank to keep the user",
         )
-    live = after[~deleting.to_numpy()]
-    for package in catalog.packages.values():
-        rows = live[live["package"] == package.id]
-        if len(rows):
-            _required(rows, package.required, package.header, catalog, b, warn=False)
-            _required(rows, package.recommended, package.header, catalog, b, warn=True)
-            if package.calling:
-                _names(rows, catalog, b)
-    _duplicate_extensions(live, cells, b)
+    live = ~deleting.to_numpy()
+    package = after["package"].to_numpy()
+    calling = np.zeros(len(after), dtype=bool)
+    for pkg in catalog.packages.values():
+        holders = live & (package == pkg.id)
+        if holders.any():
+            _required(after, holders, pkg.required, pkg.header, catalog, b, warn=False)
+            _required(after, holders, pkg.recommended, pkg.header, catalog, b, warn=True)
+            if pkg.calling:
+                calling |= holders
+    _names(after, calling, catalog, b)
+    _duplicate_extensions(after, live, cells, b)
 
 
 def _required(
-    rows: pd.DataFrame,
+    after: pd.DataFrame,
+    holders: np.ndarray,
     names: tuple[str, ...],
     pkg: str,
     catalog: Catalog,
     b: IssueBuilder,
     warn: bool,
 ) -> None:
+    """Blank required (or recommended) cells of the rows whose user holds ``pkg`` after."""
     for name in names:
         if name in catalog.groups:
             group = catalog.groups[name]
-            blank = pd.concat([rows[m] == "" for m in group.any_of], axis=1).all(axis=1)
+            blank = np.logical_and.reduce([(after[m] == "").to_numpy() for m in group.any_of])
             column, label, code = group.column, group.label, "missing_required_field"
         else:
-            blank = rows[name] == ""
+            blank = (after[name] == "").to_numpy()
             field = catalog.fields[name]
             column, label, code = name, field.header, field.missing_code
-        hit = rows.index[blank.to_numpy()]
+        hit = after.index[holders & blank]
         need = "recommended (meetings may fail later)" if warn else "required"
         message = f"{label} is empty but {need} for the package {pkg}: fill it in"
         b.rows(
@@ -125,15 +131,17 @@ def _required(
         )
 
 
-def _names(rows: pd.DataFrame, catalog: Catalog, b: IssueBuilder) -> None:
+def _names(after: pd.DataFrame, calling: np.ndarray, catalog: Catalog, b: IssueBuilder) -> None:
     """``invalid_name``: over the length limit or a forbidden character, calling packages only."""
+    if not calling.any():
+        return
     forbidden = "[" + "".join("\\" + c if c in "\\]^-" else c for c in catalog.name_forbidden) + "]"
     limit = catalog.name_max_length
     for fid in ("first_name", "last_name"):
-        text = rows[fid].astype(str)
+        text = after[fid]
         bad = (text.str.len() > limit) | text.str.contains(forbidden, regex=True)
         b.cells(
-            rows.index[bad.to_numpy()],
+            after.index[calling & bad.to_numpy()],
             fid,
             "invalid_name",
             f"use at most {limit} characters and none of {catalog.name_forbidden}",
@@ -141,17 +149,20 @@ def _names(rows: pd.DataFrame, catalog: Catalog, b: IssueBuilder) -> None:
         )
 
 
-def _duplicate_extensions(live: pd.DataFrame, cells: pd.DataFrame, b: IssueBuilder) -> None:
+def _duplicate_extensions(
+    after: pd.DataFrame, live: np.ndarray, cells: pd.DataFrame, b: IssueBuilder
+) -> None:
     """Same extension twice in one location; a blank location is a group of its own."""
     if "extension" not in cells:
         return
-    ext = cells["extension"].reindex(live.index)
-    used = live[(ext != "").to_numpy()]
-    key = used["location"].str.lower() + "\x00" + ext[used.index]
+    ext = cells["extension"]
+    used = live & (ext != "").to_numpy()
+    location = after["location"][used]
+    key = location.str.lower() + "\x00" + ext[used]
     rows, firsts = duplicate_rows(key)
     if len(rows) == 0:
         return
-    where = used.loc[rows, "location"]
+    where = location[rows]
     where = where.where(where != "", "(no location)")
     extra = " (location " + where + "; first used in row " + firsts.astype(str) + ")"
     b.cells(

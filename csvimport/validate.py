@@ -143,7 +143,7 @@ def _format_issues(
     """Run the pandera schema lazily and turn its failure cases into issues; a cell already
     reported as ``number_mangled`` gets no second issue."""
     try:
-        _pandera_schema(catalog, list(cells.columns)).validate(cells, lazy=True)
+        _pandera_schema(catalog, list(cells.columns)).validate(cells, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
         cases = cases[cases["index"].notna()].drop_duplicates(["index", "column", "check"])
