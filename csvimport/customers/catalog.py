@@ -125,9 +125,11 @@ class CustomerCatalog:
         return [f.header for f in self.fields.values()] + quantities
 
 
-def _need(data: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+def _need(data: dict[str, Any], key: str, where: str, kind: type) -> Any:
+    """``data[key]``, which must be a ``kind`` (YAML's true is no number here)."""
     value = data.get(key)
-    if key not in data or not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+    wrong = not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
+    if key not in data or wrong:
         raise SchemaError(f"{where}: key '{key}' is missing or has the wrong value {value!r}")
     return value
 

@@ -14,7 +14,10 @@ Keyed on External Customer ID (SPEC 11):
 
 Rules against the store are checked on every row that has the cells they need, so a row shows
 all its problems at once; only rows without errors become operations. The whole file counts:
-two rows attaching the same org are ``org_already_managed`` from the second on.
+two rows attaching the same org are ``org_already_managed`` from the second on. A known
+customer stays with its org: its row's Existing Org ID is not part of an update, and neither
+are its name or template (SPEC 11: packages, limits and address). A quantity given for a
+package the row does not order is ignored.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class _TemplateChecker(_Checker):
         super().__init__(users_catalog.default())
         self.customers = catalog
 
-    def document(self, raw: Any) -> list[dict[str, Any]]:  # type: ignore[override]
+    def templates(self, raw: Any) -> list[dict[str, Any]]:
         top = self.mapping("", raw, ("templates",))
         if isinstance(raw, dict) and "templates" not in raw:
             self.problems.append("templates: is required (a list of templates)")
@@ -120,7 +120,7 @@ def parse_templates(
 ) -> list[dict[str, Any]]:
     """Check a parsed templates document; return its templates or raise ``OrgFileError``."""
     checker = _TemplateChecker(catalog or default_catalog())
-    templates = checker.document(raw)
+    templates = checker.templates(raw)
     if not templates and not checker.problems:
         checker.problems.append("templates: the list is empty")
     if checker.problems:

@@ -67,7 +67,7 @@ def _texts(table: Table, catalog: CustomerCatalog) -> tuple[pd.DataFrame, dict[s
 
 def _resolve_templates(cells: pd.DataFrame, templates: pd.DataFrame, b: IssueBuilder) -> pd.Series:
     """The provisioning id each row names; fills the template's values into blank cells."""
-    names = {**dict(zip(templates["name"].str.casefold(), templates.index, strict=True))}
+    names = dict(zip(templates["name"].str.casefold(), templates.index, strict=True))
     names.update({pid.casefold(): pid for pid in templates.index})
     given = cells["provisioning_id"]
     resolved = given.str.casefold().map(names).fillna("").astype("str")
