@@ -123,14 +123,14 @@ def customers_list(ctx: Any, fmt: str) -> None:
 @click.pass_obj
 def customers_show(ctx: Any, external_id: str, fmt: str) -> None:
     """One customer: status, org, partner role, packages and limits, address."""
-    from csvimport.customers.store import CustomerNotFound, get_customer
+    from csvimport.customers.store import VIEW_KEYS, CustomerNotFound, get_customer
 
     try:
         c = get_customer(ctx.engine, external_id)
     except CustomerNotFound as exc:
         raise UsageError(str(exc)) from exc
-    if fmt == "json":
-        click.echo(json.dumps(c, ensure_ascii=False))
+    if fmt == "json":  # the same object as `list` gives (SPEC 11); details are for people
+        click.echo(json.dumps({k: c[k] for k in VIEW_KEYS}, ensure_ascii=False))
         return
     _show([c], fmt)
     limits = ", ".join(f"{p} {'unlimited' if q is None else q}" for p, q in c["limits"].items())

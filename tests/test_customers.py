@@ -471,6 +471,7 @@ def test_cli_list_show_approve_and_exit_codes(
     assert approved.exit_code == 0 and "provisioning_admin" in approved.output
     shown = json.loads(call("customers", "show", "h100", "--format", "json").output)
     assert (shown["status"], shown["org_id"]) == ("provisioned", "hundred")
+    assert list(shown) == list(listed[0])  # show gives the object list gives
     assert "PROV-DK" in call("templates", "list").output
     bad = tmp_path / "bad.yaml"
     bad.write_text("templates: [{name: X, provisioning_id: P, country: ZZ}]\n", "utf-8")

@@ -174,6 +174,17 @@ def _orgs(conn: Connection, org_ids: set[str]) -> pd.DataFrame:
 # -- listing -------------------------------------------------------------------------------
 
 
+VIEW_KEYS = (
+    "external_id",
+    "company_name",
+    "status",
+    "org_id",
+    "provisioning_id",
+    "packages",
+    "partner_role",
+)
+
+
 def customer_view(m: Any) -> dict[str, Any]:
     """A customer as ``customers list/show --format json`` prints it (SPEC 11)."""
     return {
