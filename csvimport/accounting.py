@@ -13,6 +13,7 @@ import math
 import pandas as pd
 
 from csvimport.issues import IssueBuilder
+from csvimport.masks import member
 from csvimport.plan import Rows, held, normalise_phone
 
 SHOWN_ROWS = 10
@@ -34,10 +35,10 @@ def _kept(rows: Rows, now: pd.Series, releasing: pd.Series) -> pd.Series:
     """Keys (number, or location + extension) that current holders keep after the plan,
     mapped to the holder's lowercase email. ``now`` is per user ("" = holds none);
     ``releasing`` marks the valid rows whose user gives up what it holds now."""
-    gone = set(rows.v.email_key[releasing.to_numpy()])
-    holders = pd.Series(rows.snap.users.index, index=now.to_numpy())
-    holders = holders[(holders.index != "") & ~holders.isin(gone)]
-    return holders.groupby(level=0).first()
+    gone = member(rows.snap.users.index, rows.v.email_key[releasing.to_numpy()])
+    keep = (now != "").to_numpy() & ~gone
+    holders = pd.Series(rows.snap.users.index[keep], index=now[keep].to_numpy())
+    return holders[~holders.index.duplicated(keep="first")]
 
 
 def _clash(

@@ -12,14 +12,14 @@ neither frees nor takes anything), and finally emit the operations of the surviv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
-from csvimport.masks import is_false, is_true
+from csvimport.masks import is_false, is_true, member
 from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
 from csvimport.requirements import delete_rows
 from csvimport.store.snapshot import OrgSnapshot
@@ -45,6 +45,7 @@ class Rows:
     other_org: pd.Series
     values: pd.DataFrame  # the row's non-blank cells, normalised as they would be stored
     license_ops: pd.DataFrame  # row, license, op ("assign_license" / "remove_license")
+    holdings: dict[str, np.ndarray] = field(default_factory=dict)  # license -> row holds it
 
     @property
     def index(self) -> pd.Index:
@@ -86,11 +87,12 @@ def classify(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> Rows:
     key = v.email_key
     cur = snap.users.reindex(key.to_numpy())
     cur.index = v.cells.index
-    exists = pd.Series(key.isin(snap.users.index).to_numpy(), index=v.cells.index) & (key != "")
+    index = v.cells.index
+    exists = pd.Series(member(key, snap.users.index), index=index) & (key != "")
     all_false = delete_rows(v.flags, cat, v.cells.index)
     deleting = all_false & (mode == "add-remove")
-    free = key.isin(snap.free_accounts) & ~exists
-    other = key.isin(snap.other_org_emails) & ~exists & ~free
+    free = pd.Series(member(key, snap.free_accounts), index=index) & ~exists
+    other = pd.Series(member(key, snap.other_org_emails), index=index) & ~exists & ~free
     new = ~exists & ~all_false & ~other & (key != "")
     rows = Rows(
         v=v,
@@ -105,6 +107,7 @@ def classify(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> Rows:
         other_org=other,
         values=_values(v, snap, cat),
         license_ops=pd.DataFrame(),
+        holdings=_holdings(key.where(exists, ""), snap.licenses),
     )
     rows.license_ops = _license_ops(rows)
     return rows
@@ -114,8 +117,23 @@ def held(rows: Rows, license_id: str) -> pd.Series:
     """Whether each row's user holds ``license_id`` now (package or license)."""
     if license_id in rows.cat.packages:
         return (rows.cur["package"] == license_id).fillna(False).astype(bool)
-    holders = rows.snap.licenses.loc[rows.snap.licenses["license"] == license_id, "email"]
-    return pd.Series(rows.v.email_key.isin(holders).to_numpy(), index=rows.index) & rows.exists
+    mask = rows.holdings.get(license_id)
+    if mask is None:
+        mask = np.zeros(len(rows.index), dtype=bool)
+    return pd.Series(mask, index=rows.index)
+
+
+def _holdings(key: pd.Series, licenses: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per license, which rows' users hold it now: one join of the file's emails with the
+    org's licenses, instead of one membership test per license."""
+    left = pd.DataFrame({"email": key.to_numpy(), "pos": np.arange(len(key))})
+    pairs = left.merge(licenses[["email", "license"]], on="email", how="inner")
+    out: dict[str, np.ndarray] = {}
+    for lic, pos in pairs.groupby("license", sort=False)["pos"]:
+        mask = np.zeros(len(key), dtype=bool)
+        mask[pos.to_numpy()] = True
+        out[str(lic)] = mask
+    return out
 
 
 def _license_ops(rows: Rows) -> pd.DataFrame:
@@ -229,7 +247,7 @@ def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
     ok = pd.Series(rows.index.isin(valid), index=rows.index)
     for mask, op in ((rows.add, "add_user"), (rows.claim, "claim_user")):
         idx = rows.index[(mask & ok).to_numpy()]
-        attrs = _attributes(rows, idx)
+        attrs = [{"attributes": a} for a in _attributes(rows, idx)]
         parts.append(
             pd.DataFrame({"row": idx, "op": op, "license": None, "data": attrs, "order": -1})
         )
@@ -240,7 +258,7 @@ def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
                 "row": idx,
                 "op": "delete_user",
                 "license": None,
-                "data": [{} for _ in idx],
+                "data": None,
                 "order": -1,
             }
         )
@@ -253,7 +271,7 @@ def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
                 "row": lic["row"],
                 "op": lic["op"],
                 "license": lic["license"],
-                "data": [{} for _ in range(len(lic))],
+                "data": None,
                 "order": lic["order"],
             }
         )
@@ -272,10 +290,15 @@ def _attributes(rows: Rows, idx: pd.Index) -> list[dict[str, object]]:
     """``{field: value}`` of the non-blank cells of new or claimed users."""
     sub = rows.values.loc[idx]
     fields = list(sub.columns)
+    flags = {f for f in fields if rows.cat.fields[f].type == "boolean"}
     out = []
     for tup in sub.itertuples(index=False, name=None):
         out.append(
-            {f: _typed(f, val, rows.cat) for f, val in zip(fields, tup, strict=True) if val != ""}
+            {
+                f: (val == "TRUE") if f in flags else val
+                for f, val in zip(fields, tup, strict=True)
+                if val != ""
+            }
         )
     return out
 
@@ -326,18 +349,10 @@ def make_plan(
         issues = concat_issues([issues, extra])
     valid = _valid_rows(rows, issues)
     ops = operations(rows, valid)
-    payloads = [_payload(op, d) for op, d in zip(ops["op"], ops["data"], strict=True)]
-    ops["data"] = pd.Series(payloads, index=ops.index, dtype=object)
     plan = Plan(
         org=snap.org_id, mode=mode, state_version=snap.state_version, sha256=sha256, operations=ops
     )
     return plan, issues, rows
-
-
-def _payload(op: str, data: object) -> dict[str, object]:
-    if op in ("add_user", "claim_user"):
-        return {"attributes": data}
-    return dict(data) if isinstance(data, dict) else {}
 
 
 def _valid_rows(rows: Rows, issues: pd.DataFrame) -> pd.Index:

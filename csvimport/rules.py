@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from csvimport.issues import IssueBuilder
+from csvimport.masks import member
 from csvimport.plan import Rows, held
 
 NAME_FIELDS = ("first_name", "last_name", "display_name")
@@ -39,7 +40,7 @@ def _inventory(rows: Rows, b: IssueBuilder) -> None:
         if fid not in vals:
             continue
         listing = ", ".join(sorted(known)[:8]) or "none"
-        bad = (vals[fid] != "") & ~vals[fid].isin(list(known))
+        bad = (vals[fid] != "") & ~member(vals[fid], known)
         b.cells(rows.index[bad.to_numpy()], fid, code, f"{fix} ({listing})")
 
 
@@ -96,7 +97,7 @@ def _directory(rows: Rows, b: IssueBuilder) -> None:
 def _claims(rows: Rows, b: IssueBuilder) -> None:
     """Seed 000: a free account is claimed only from a non-public domain an admin shares."""
     domain = rows.v.email_key.str.rsplit("@", n=1).str[-1]
-    public = rows.claim & domain.isin(rows.cat.public_domains)
+    public = rows.claim & member(domain, rows.cat.public_domains)
     b.rows(
         rows.index[public.to_numpy()],
         "public_domain",
@@ -106,7 +107,7 @@ def _claims(rows: Rows, b: IssueBuilder) -> None:
     users = rows.snap.users
     admins = users.index[(users["role"] == "full_admin").to_numpy()]
     admin_domains = set(pd.Series(admins, dtype=str).str.rsplit("@", n=1).str[-1])
-    orphan = rows.claim & ~public & ~domain.isin(admin_domains)
+    orphan = rows.claim & ~public & ~member(domain, admin_domains)
     b.rows(
         rows.index[orphan.to_numpy()],
         "no_admin_for_domain",
