@@ -98,7 +98,11 @@ class Settings:
     interval: float = 5.0
     settle: float = 2.0
     stale_after: float = 120.0
-    heartbeat: float = 10.0
+
+    @property
+    def heartbeat(self) -> float:
+        """Seconds between heartbeats: well inside ``stale_after``."""
+        return min(10.0, self.stale_after / 4)
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,6 @@ class Entry:
     folder: str
     name: str  # as on disk: may carry surrogate escapes of bytes that are not UTF-8
     signature: tuple[int, ...]
-    regular: bool
     changed: float  # the later of mtime and ctime
 
 
@@ -423,11 +426,10 @@ class Worker:
             return None
         if stat.S_ISDIR(info.st_mode):
             return None
-        regular = stat.S_ISREG(info.st_mode)
         changed = max(info.st_mtime, info.st_ctime)
-        if regular and now - changed < self.settings.settle:
+        if stat.S_ISREG(info.st_mode) and now - changed < self.settings.settle:
             return None  # still being written, or just renamed in: next pass
-        return Entry(org_dir.name, org_dir, folder, de.name, _signature(info), regular, changed)
+        return Entry(org_dir.name, org_dir, folder, de.name, _signature(info), changed)
 
     # - taking a file -
 

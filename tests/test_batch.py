@@ -546,7 +546,6 @@ def test_sigterm_finishes_the_job_in_flight(root: Path, tmp_path: Path) -> None:
     assert logged(log, "stopping") and logged(log, "watch_stopped")
 
 
-@pytest.mark.slow  # about 30-40 s: 200 jobs through the whole engine
 @pytest.mark.parametrize("db_url", [PG], indirect=True)
 def test_three_workers_process_200_files_exactly_once(
     db_url: str, root: Path, tmp_path: Path
