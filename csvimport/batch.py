@@ -507,13 +507,15 @@ class Worker:
 
     def _run_job(self, job: Job) -> None:
         self.log("job_started", job, dry_run=job.dry_run)
-        info = os.lstat(job.path)
-        sha = sha256_of(job.path) if stat.S_ISREG(info.st_mode) else None
+        info, sha, unreadable = _fingerprint(job.path)
         claims.restart(self.db, job.job_id, self.worker, sha)
         self._current = job
         try:
             with self._heartbeat(job):
-                result = self._execute(job, info, sha)
+                if unreadable is not None:
+                    result = _bare_result(job, Status.FAILED, unreadable)
+                else:
+                    result = self._execute(job, info, sha)
                 self._crash_point("applied")
                 self._conclude(job, result)
         finally:
@@ -537,12 +539,12 @@ class Worker:
             done.set()
             thread.join()
 
-    def _execute(self, job: Job, info: os.stat_result, sha: str | None) -> Result:
+    def _execute(self, job: Job, info: os.stat_result | None, sha: str | None) -> Result:
         """The job's outcome; never raises for a problem of the file, folder or org."""
         if job.problem is not None:
             return _bare_result(job, Status.FAILED, job.problem)
         if sha is None:
-            return _refused(job, _file_kind(info.st_mode))
+            return _refused(job, _file_kind(info.st_mode if info else 0))
         if not job.dry_run:
             duplicate = claims.applied_before(
                 self.db,
@@ -642,6 +644,8 @@ class Worker:
         """``processing/<job id>/name`` → ``done/`` or ``failed/``, never over another file."""
         where = "failed" if status in _FAILED_STATUSES else "done"
         target_dir = state_dir(job.org_dir, where)
+        if not os.path.lexists(job.path):  # removed by hand meanwhile: nothing to move
+            return "gone"
         names = (job.name, fit_name(f"{job.job_id}-{job.name}"))
         for name in names:
             if _place(job.path, target_dir / name):
@@ -750,6 +754,16 @@ def _load_config_into(job: Job) -> None:
         job.config, job.problem = load_config(job.org_dir), None
     except FolderProblem as exc:
         job.config, job.problem = None, str(exc)
+
+
+def _fingerprint(path: Path) -> tuple[os.stat_result | None, str | None, str | None]:
+    """The file's lstat and SHA-256 (regular files only), or why it cannot be read."""
+    try:
+        info = os.lstat(path)
+        sha = sha256_of(path) if stat.S_ISREG(info.st_mode) else None
+    except OSError as exc:
+        return None, None, f"cannot read {path.name}: {exc.strerror or exc}"
+    return info, sha, None
 
 
 def _reason(result: Result) -> str:

@@ -618,6 +618,21 @@ def test_customers_folder_ignored_without_the_hook(
     assert job_rows(engine) == []
 
 
+def test_unreadable_file_fails_without_stopping_the_worker(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(path: Path) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(batch, "sha256_of", refuse)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = make_orgs(url, tmp_path, "acme")
+    drop(root, "acme", "locked.csv", users_csv("acme", ["lee"]))
+    batch.Worker(engine, batch.Settings(root, once=True, settle=0), lambda _: None).run()
+    assert listing(root / "acme" / "failed") == ["locked.csv"]
+    assert "Permission denied" in summaries(root, "acme")["locked.csv"]["reason"]
+
+
 @pytest.mark.parametrize(
     ("name", "ignored"),
     [
