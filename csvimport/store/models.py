@@ -157,7 +157,8 @@ class User(Base):
     preferred_site: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(32), default="user")
     package: Mapped[str | None] = mapped_column(String(100))
-    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # none_as_null: no extra fields is SQL NULL, not JSON 'null', so snapshots skip the rows.
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # The email alone is looked up across orgs (claims, user_in_other_org).
     __table_args__ = (Index("ix_users_email", "email"),)
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, Engine, case, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Engine, Text, case, cast, func, literal, select
 
+from csvimport.store.arrowfetch import fetch_frame
 from csvimport.store.db import transaction
 from csvimport.store.models import (
     BOOL_FIELDS,
@@ -139,6 +140,9 @@ def _frame(conn: Connection, stmt: Any, index: str | None = None) -> pd.DataFram
     fetch itself at a million rows, and text needs no result processing); measured at 200k
     users: 1.2 s against 2.3 s for zipping SQLAlchemy rows and 1.4 s for ``pd.read_sql``.
     """
+    fast = fetch_frame(conn, stmt)
+    if fast is not None:
+        return fast.set_index(index) if index else fast
     result = conn.execute(stmt)
     names = list(result.keys())
     rows = result.cursor.fetchall() if result.cursor is not None else []
@@ -185,7 +189,10 @@ def _users(conn: Connection, org_id: str) -> pd.DataFrame:
 
 def _add_extra(conn: Connection, org_id: str, users: pd.DataFrame) -> None:
     """Catalogue fields without a column of their own, from ``users.extra`` (rarely any)."""
-    stmt = select(User.email, User.extra).where(User.org_id == org_id, User.extra.is_not(None))
+    as_text = cast(User.extra, Text)
+    stmt = select(User.email, User.extra).where(
+        User.org_id == org_id, User.extra.is_not(None), as_text != "null"
+    )
     extras = {email: extra for email, extra in conn.execute(stmt) if extra}
     keys = sorted({k for extra in extras.values() for k in extra})
     for key in keys:
