@@ -408,6 +408,28 @@ def _ratios(results: list[Result]) -> None:
             r.ratio = r.seconds / base.seconds
 
 
+def _extras(quick: bool) -> None:
+    """The drop folder and customer provisioning figures, each from its own module."""
+    from bench.customers import bench_customers
+    from bench.watch import bench_watch
+
+    sections: list[tuple[str, Callable[[], list[str]]]] = [
+        ("drop folder (watch), SQLite", lambda: bench_watch(files=10 if quick else 100)),
+        (
+            "drop folder (watch), PostgreSQL",
+            lambda: bench_watch(PG_URL, files=10 if quick else 100),
+        ),
+        ("customers validate + plan", lambda: bench_customers(1_000 if quick else 10_000)),
+    ]
+    for title, run in sections:
+        print(f"\n{title}")
+        try:
+            for line in run():
+                print(f"  {line}", flush=True)
+        except Exception as exc:  # a benchmark reports, it does not crash
+            print(f"  skipped: {type(exc).__name__}: {exc}", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10k rows, one run: a smoke test")
@@ -458,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _ratios(results)
     print()
     print(table(results))
+    if not args.only or "extras" in args.only.split(","):
+        _extras(args.quick)
     if args.json:
         Path(args.json).write_text(
             json.dumps([r.__dict__ for r in results], indent=2), encoding="utf-8"

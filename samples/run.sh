@@ -20,6 +20,10 @@ if [ -f samples/templates.yaml ] && "$CSV" templates --help >/dev/null 2>&1; the
   run customers validate samples/customers.csv --report-dir out/customers-validate
   run customers apply samples/customers.csv --report-dir out/customers-apply
   run customers list
+  if [ -f samples/globex_users.csv ]; then
+    step "Import users into the org the customers file just created"
+    run apply samples/globex_users.csv --org globex --report-dir out/globex-users
+  fi
 fi
 step "Dry run of samples/users.csv against acme: nothing is written"
 run validate samples/users.csv --org acme --report-dir out/validate
