@@ -66,6 +66,9 @@ def run_with_org(
             jobs.start_job(db, result.job_id)
         _plan(result, table, cat, options, db, timer, progress)
         _apply(result, db, timer, progress)
+    except FileRejected:
+        result.status = Status.REJECTED  # the engine reports it; the job record must say so
+        raise
     finally:
         jobs.release_org_lock(db, options.org, result.job_id)
         if options.source != "batch":

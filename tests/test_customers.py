@@ -427,6 +427,9 @@ def test_users_file_for_a_pending_customer_is_refused(templated: Engine, db_url:
     errors = (tmp_path / "r" / "errors.csv").read_text("utf-8-sig")
     assert "pending_approval, not provisioned" in errors
     assert rows_of(templated, User, User.email == "a@claimed.example") == []
+    from csvimport.store.jobs import get_job
+
+    assert get_job(templated, summary["job_id"]).status == "REJECTED"
     customers.approve(templated, "cla")
     again = CliRunner().invoke(main, ["--db", db_url, "apply", str(users), "--org", "claimed"])
     assert again.exit_code == 0, again.output
