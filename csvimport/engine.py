@@ -131,7 +131,7 @@ def _run(result: Result, options: Options, db: Any, timer: Timer, progress: Prog
     from csvimport import orgjob  # the org path needs the store; kept out of no-org runs
 
     try:
-        orgjob.run_with_org(result, table, cat, options, db, timer, progress)
+        orgjob.run_with_org(orgjob.OrgJob(result, table, cat, options, db, timer, progress))
     except FileRejected as exc:  # e.g. org_not_ready (SPEC 11): refused after reading
         result.plan = None
         reject_file(result, exc.issues)

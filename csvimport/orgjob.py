@@ -10,6 +10,7 @@ fails).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from csvimport import engine as eng
@@ -26,22 +27,29 @@ def default_max_deletes(users: int) -> int:
     return max(10, math.floor(users * 0.10))
 
 
-def run_with_org(
-    result: Result,
-    table: Table,
-    cat: Catalog,
-    options: Options,
-    db: Any,
-    timer: eng.Timer,
-    progress: eng.Progress,
-) -> None:
+@dataclass
+class OrgJob:
+    """What one org-side job works with, passed as one object rather than seven arguments."""
+
+    result: Result
+    table: Table
+    cat: Catalog
+    options: Options
+    db: Any
+    timer: eng.Timer
+    progress: eng.Progress
+
+
+def run_with_org(job: OrgJob) -> None:
+    result, options, timer, progress = job.result, job.options, job.timer, job.progress
     assert options.org is not None
-    if db is None:
+    if job.db is None:
         from csvimport.store.db import connect
 
-        db = connect(None)
+        job.db = connect(None)
+    db = job.db
     if options.dry_run:
-        _plan(result, table, cat, options, db, timer, progress)
+        _plan(job)
         return
     if options.source != "batch":  # a batch worker creates and finishes its own job record
         jobs.create_job(
@@ -64,7 +72,7 @@ def run_with_org(
     try:
         if options.source != "batch":
             jobs.start_job(db, result.job_id)
-        _plan(result, table, cat, options, db, timer, progress)
+        _plan(job)
         _apply(result, db, timer, progress)
     except FileRejected:
         result.status = Status.REJECTED  # the engine reports it; the job record must say so
@@ -82,15 +90,9 @@ def run_with_org(
             )
 
 
-def _plan(
-    result: Result,
-    table: Table,
-    cat: Catalog,
-    options: Options,
-    db: Any,
-    timer: eng.Timer,
-    progress: eng.Progress,
-) -> None:
+def _plan(job: OrgJob) -> None:
+    result, table, cat, options, db = job.result, job.table, job.cat, job.options, job.db
+    timer, progress = job.timer, job.progress
     assert options.org is not None
     email = table.column_for("email")
     keys: list[str] = [] if email is None else list(table.frame[email.index].str.lower())
