@@ -1,0 +1,40 @@
+"""Bulk snapshot reads: the Arrow paths give exactly what the row-by-row path gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import Engine
+
+from csvimport.store.orgfile import load_org_file
+from csvimport.store.snapshot import load_snapshot
+
+
+@pytest.mark.parametrize("title", ["plain", "unit\x1fseparator", "record\x1eseparator", ""])
+def test_snapshot_reads_every_cell_exactly(engine: Engine, tmp_path: Path, title: str) -> None:
+    users = [
+        {
+            "email": f"U{i}@x.example",
+            "first_name": f"Næme {i}",
+            "title": title if i == 1 else "t",
+            "jabber_calling": i % 2 == 0,
+            "role": "full_admin" if i == 0 else "user",
+            "licenses": ["basic_messaging"] if i % 3 else [],
+        }
+        for i in range(5)
+    ]
+    org = {"org": {"id": "a", "name": "A", "kind": "customer"}, "users": users}
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(org, allow_unicode=True), encoding="utf-8")
+    load_org_file(engine, path)
+    snap = load_snapshot(engine, "a")
+    assert sorted(snap.users.index) == [f"u{i}@x.example" for i in range(5)]
+    assert snap.users.loc["u1@x.example", "title"] == title
+    assert snap.users.loc["u0@x.example", "email"] == "U0@x.example"
+    assert snap.users.loc["u0@x.example", "jabber_calling"] == "TRUE"
+    assert snap.users.loc["u1@x.example", "jabber_calling"] == "FALSE"
+    assert snap.users.loc["u3@x.example", "first_name"] == "Næme 3"
+    assert sorted(snap.licenses["email"]) == ["u1@x.example", "u2@x.example", "u4@x.example"]
+    assert str(snap.users["title"].dtype) == "str"
