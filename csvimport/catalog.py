@@ -215,20 +215,29 @@ def _groups(data: dict[str, Any], where: str, fields: dict[str, Field]) -> dict[
     return out
 
 
+HeaderEntry = tuple[str, str | None, tuple[str, ...]]
+
+
 def _header_index(cat: Catalog) -> dict[str, tuple[str, str | None]]:
-    index: dict[str, tuple[str, str | None]] = {}
-    entries: list[tuple[str, str | None, tuple[str, ...]]] = []
+    entries: list[HeaderEntry] = []
     entries += [("field", f.id, (f.header, *f.aliases)) for f in cat.fields.values()]
     entries += [("package", p.id, (p.header, p.id, *p.aliases)) for p in cat.packages.values()]
     entries += [
         (lic.kind, lic.id, (lic.header, lic.id, *lic.aliases)) for lic in cat.licenses.values()
     ]
     entries += [("readonly", None, (h,)) for h in cat.readonly]
+    return header_index(entries, "users.yaml")
+
+
+def header_index(entries: list[HeaderEntry], where: str) -> dict[str, tuple[str, str | None]]:
+    """``header_key(name) -> (kind, key)`` for every header and alias of ``entries``; a name
+    claimed by two columns is an error in the schema file ``where``."""
+    index: dict[str, tuple[str, str | None]] = {}
     for kind, key, names in entries:
         for name in names:
             k = header_key(name)
             if k in index and index[k] != (kind, key):
-                raise SchemaError(f"users.yaml: header {name!r} is claimed by {index[k]} and {key}")
+                raise SchemaError(f"{where}: header {name!r} is claimed by {index[k]} and {key}")
             index[k] = (kind, key)
     return index
 

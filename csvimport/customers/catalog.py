@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from csvimport import catalog as users_catalog
-from csvimport.catalog import SCHEMA_DIR, SchemaError, header_key
+from csvimport.catalog import SCHEMA_DIR, SchemaError, header_index, header_key
 
 FIELD_TYPES = {
     "text",
@@ -196,14 +196,7 @@ def _rules(data: dict[str, Any]) -> Rules:
 
 
 def _index(entries: list[tuple[str, str | None, tuple[str, ...]]]) -> dict[str, Any]:
-    index: dict[str, Any] = {}
-    for kind, key, names in entries:
-        for name in names:
-            k = header_key(name)
-            if k in index and index[k] != (kind, key):
-                raise SchemaError(f"{_WHERE}: {name!r} is claimed by {index[k]} and {key}")
-            index[k] = (kind, key)
-    return index
+    return header_index(entries, _WHERE)
 
 
 def load(directory: Path = SCHEMA_DIR) -> CustomerCatalog:
