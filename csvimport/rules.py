@@ -96,7 +96,10 @@ def _directory(rows: Rows, b: IssueBuilder) -> None:
 
 def _claims(rows: Rows, b: IssueBuilder) -> None:
     """Seed 000: a free account is claimed only from a non-public domain an admin shares."""
-    domain = rows.v.email_key.str.rsplit("@", n=1).str[-1]
+    if not rows.claim.any():
+        return
+    # Only claim rows need their domain; splitting every row's email is Python per row.
+    domain = rows.v.email_key.where(rows.claim, "").str.replace(r"^.*@", "", regex=True)
     public = rows.claim & member(domain, rows.cat.public_domains)
     b.rows(
         rows.index[public.to_numpy()],
