@@ -180,3 +180,36 @@ def test_xlsx_input_gets_rejected_xlsx_with_text_cells(tmp_path: Path) -> None:
     assert values[1:4] == ["Berg", "bad", "+4930123456"]
     assert all(not str(v).startswith(("=", "@")) for v in values if v)
     assert (out / "issues.csv").read_text(encoding="utf-8-sig").splitlines()[0].count(",") == 6
+
+
+def test_plan_lines_match_json_dumps() -> None:
+    """The string-assembled plan lines parse to exactly what ``json.dumps`` would write."""
+    import pandas as pd
+
+    from csvimport.report import operation_dict, plan_lines
+
+    ops = pd.DataFrame(
+        {
+            "op": ["add_user", "assign_license", "remove_license", "delete_user", "modify_user"],
+            "row": [2, 2, 3, 4, 5],
+            "email": ['Ann"a@x.example', 'Ann"a@x.example', "b\\o@x.example", "ø@x.example", "e@x"],
+            "license": [None, "webex_calling", "basic_messaging", None, None],
+            "data": [
+                {"attributes": {"first_name": "Ann"}},
+                None,
+                None,
+                None,
+                {"changes": {"title": {"from": None, "to": "Dr."}}},
+            ],
+        }
+    )
+    got = [json.loads(line) for line in plan_lines(ops)]
+    expected = [operation_dict(op) for op in ops.to_dict("records")]
+    assert got == expected
+    assert got[1] == {
+        "op": "assign_license",
+        "row": 2,
+        "email": 'Ann"a@x.example',
+        "license": "webex_calling",
+    }
+    assert got[3] == {"op": "delete_user", "row": 4, "email": "ø@x.example"}
