@@ -18,7 +18,7 @@ import pandas as pd
 
 from csvimport import catalog as catalog_mod
 from csvimport import report
-from csvimport.issues import concat_issues, file_issues
+from csvimport.issues import concat_issues
 from csvimport.model import (
     CUSTOMER_OPERATION_KINDS,
     OPERATION_KINDS,
@@ -31,6 +31,7 @@ from csvimport.model import (
     Status,
     Table,
     UsageError,
+    issues_frame,
 )
 from csvimport.read import read_table, sha256_of
 from csvimport.validate import validate
@@ -125,7 +126,7 @@ def _run(result: Result, options: Options, db: Any, timer: Timer, progress: Prog
         progress("validate", 0, len(table.frame))
         with timer.stage("validate"):
             checked = validate(table, cat, options.mode)
-        _finish(result, checked.issues, table, checked, None)
+        finish(result, checked.issues, table, checked, None)
         result.notes.append("org checks skipped: no --org given")
         return
     from csvimport import orgjob  # the org path needs the store; kept out of no-org runs
@@ -149,12 +150,12 @@ def _reject(result: Result, issues: pd.DataFrame, keep_rows: bool = False) -> No
 
 def reject_file(result: Result, issues: list[Issue]) -> None:
     """The file as a whole is refused (``FileRejected``): exit 3, its file-level issues."""
-    _reject(result, file_issues(issues))
+    _reject(result, issues_frame(issues))
 
 
 def reject_whole_file(result: Result, issues: pd.DataFrame, refusal: Issue) -> None:
     """A plan-level refusal (``too_many_deletes``): row issues may still be listed."""
-    _reject(result, concat_issues([file_issues([refusal]), issues]), keep_rows=True)
+    _reject(result, concat_issues([issues_frame([refusal]), issues]), keep_rows=True)
 
 
 def _store_issues(result: Result, issues: pd.DataFrame) -> None:
@@ -169,16 +170,16 @@ def _store_issues(result: Result, issues: pd.DataFrame) -> None:
             message=f"{len(issues)} issues were found; only the first {cap} are listed. "
             "The counts in summary.json are complete: fix these and validate again.",
         )
-        issues = concat_issues([file_issues([note]), issues.iloc[:cap]])
+        issues = concat_issues([issues_frame([note]), issues.iloc[:cap]])
         result.issue_counts["issue_limit_reached"] = 1
     result.issues = issues.reset_index(drop=True)
 
 
-def _finish(
+def finish(
     result: Result, issues: pd.DataFrame, table: Table, checked: Checked, plan: Plan | None
 ) -> None:
     """Counts and status once every issue is known."""
-    issues = concat_issues([file_issues(table.issues), issues])
+    issues = concat_issues([issues_frame(table.issues), issues])
     row_issues = issues[issues["row"].notna()]
     rejected = set(row_issues.loc[row_issues["severity"] == "error", "row"].astype("int64"))
     warned = set(row_issues.loc[row_issues["severity"] == "warning", "row"].astype("int64"))
@@ -204,13 +205,6 @@ def _unchanged(checked: Checked, plan: Plan | None, rejected: set[int]) -> int:
     touched = set(plan.operations["row"].dropna().astype("int64"))
     rows = set(checked.cells.index.astype("int64"))
     return len(rows - rejected - touched)
-
-
-def finish(
-    result: Result, issues: pd.DataFrame, table: Table, checked: Checked, plan: Plan | None
-) -> None:
-    """Public face of ``_finish`` for the org path."""
-    _finish(result, issues, table, checked, plan)
 
 
 def write_reports(result: Result, directory: Path) -> None:

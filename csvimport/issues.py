@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from csvimport.masks import member
-from csvimport.model import ISSUE_COLUMNS, Issue, Severity, issues_frame
+from csvimport.model import ISSUE_COLUMNS, Severity, issues_frame
 
 # code -> (severity, what is wrong, phrased after "<Header> '<value>'")
 CODES: dict[str, tuple[Severity, str]] = {
@@ -161,13 +161,8 @@ def concat_issues(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """Issues frames joined and sorted by row (file-level first), stable within a row."""
     parts = [p for p in parts if len(p)]
     if not parts:
-        return file_issues([])
+        return issues_frame([])
     out = pd.concat(parts, ignore_index=True)
     out["row"] = out["row"].astype("Int64")
     order = out["row"].fillna(0).to_numpy().argsort(kind="stable")
     return out.iloc[order].reset_index(drop=True)
-
-
-def file_issues(issues: list[Issue]) -> pd.DataFrame:
-    """File-level ``Issue`` records as an issues frame."""
-    return issues_frame(issues)

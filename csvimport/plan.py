@@ -21,7 +21,7 @@ from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
 from csvimport.masks import is_false, is_true, member
 from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
-from csvimport.requirements import delete_rows
+from csvimport.requirements import align_current, delete_rows
 from csvimport.store.snapshot import OrgSnapshot
 from csvimport.validate import Validated, compact_phone
 
@@ -85,9 +85,11 @@ def _values(v: Validated, snap: OrgSnapshot, cat: Catalog) -> pd.DataFrame:
 def classify(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> Rows:
     """Who each row is about, and what it would do to the user's licenses."""
     key = v.email_key
-    cur = snap.users.reindex(key.to_numpy())
-    cur.index = v.cells.index
     index = v.cells.index
+    cur = v.current
+    if cur is None:  # validated without the org's users: align them here
+        cur = align_current(snap.users, key, index)
+        assert cur is not None
     exists = pd.Series(member(key, snap.users.index), index=index) & (key != "")
     all_false = delete_rows(v.flags, cat, v.cells.index)
     deleting = all_false & (mode == "add-remove")

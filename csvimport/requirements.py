@@ -26,22 +26,31 @@ def delete_rows(flags: dict[str, pd.Series], catalog: Catalog, index: pd.Index) 
     return frame.apply(is_false).all(axis=1)
 
 
+def align_current(
+    current: pd.DataFrame | None, email_key: pd.Series, index: pd.Index
+) -> pd.DataFrame | None:
+    """The org's current users, one line per row of the file (NaN where the user is new).
+
+    Done once per job: validation and the planner both read it."""
+    if current is None:
+        return None
+    cur = current.reindex(email_key.to_numpy())
+    cur.index = index
+    return cur
+
+
 def after_view(
     cells: pd.DataFrame,
-    email_key: pd.Series,
     flags: dict[str, pd.Series],
     row_package: pd.Series,
     catalog: Catalog,
     mode: Mode,
-    current: pd.DataFrame | None,
+    cur: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    """Every catalogue field (text) and ``package`` as they would be after each row."""
+    """Every catalogue field (text) and ``package`` as they would be after each row;
+    ``cur`` is ``align_current``'s frame (None without an org)."""
     index = cells.index
     after = pd.DataFrame(index=index)
-    cur = None
-    if current is not None:
-        cur = current.reindex(email_key.to_numpy())
-        cur.index = index
     for fid in catalog.fields:
         own = cells[fid] if fid in cells else pd.Series("", index=index)
         if cur is not None and fid in cur:
@@ -55,7 +64,6 @@ def after_view(
         )
         package = package.where(package != "", held.where(~dropped, ""))
     after["package"] = package
-    after["exists"] = cur["package"].notna() if cur is not None and "package" in cur else False
     return after
 
 

@@ -67,6 +67,7 @@ class Validated:
     after: pd.DataFrame
     issues: pd.DataFrame
     headers: dict[str, str] = field(default_factory=dict)
+    current: pd.DataFrame | None = None  # the org's users aligned on the rows (None: no org)
 
 
 def _header_map(table: Table, catalog: Catalog) -> dict[str, str]:
@@ -256,9 +257,10 @@ def validate(
             b,
             "give each user a different phone number",
         )
-    after = requirements.after_view(cells, email_key, flags, row_package, catalog, mode, current)
+    aligned = requirements.align_current(current, email_key, cells.index)
+    after = requirements.after_view(cells, flags, row_package, catalog, mode, aligned)
     requirements.check(after, cells, flags, catalog, mode, b)
-    v = Validated(table, cells, email_key, flags, row_package, after, b.frame(), headers)
+    v = Validated(table, cells, email_key, flags, row_package, after, b.frame(), headers, aligned)
     return v
 
 
