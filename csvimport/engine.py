@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from csvimport import catalog as catalog_mod
-from csvimport import report
+from csvimport import planwrite, report
 from csvimport.issues import concat_issues
 from csvimport.model import (
     CUSTOMER_OPERATION_KINDS,
@@ -227,4 +227,4 @@ def write_reports(result: Result, directory: Path) -> None:
     if result.table is not None and not rejected_file:
         report.write_rejected(directory, result.table, errors, delimiter)
     if result.plan is not None and not rejected_file:
-        report.write_plan(directory / "plan.jsonl", result.plan)
+        planwrite.write_plan(directory / "plan.jsonl", result.plan)

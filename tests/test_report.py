@@ -186,7 +186,7 @@ def test_plan_lines_match_json_dumps() -> None:
     """The string-assembled plan lines parse to exactly what ``json.dumps`` would write."""
     import pandas as pd
 
-    from csvimport.report import operation_dict, plan_lines
+    from csvimport.planwrite import operation_dict, plan_lines
 
     ops = pd.DataFrame(
         {
