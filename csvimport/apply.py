@@ -18,6 +18,7 @@ Decisions:
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -139,6 +140,8 @@ def _operations(frame: pd.DataFrame) -> Iterator[_Op]:
 
 
 def _data(seq: int, data: Any) -> dict[str, Any]:
+    if isinstance(data, str):  # a payload built as JSON text (``plan``)
+        data = json.loads(data) if data else {}
     if isinstance(data, dict):
         return data
     if data is None or (isinstance(data, float) and pd.isna(data)):

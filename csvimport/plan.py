@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from csvimport import jsontext
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
 from csvimport.masks import is_false, is_true, member
@@ -78,7 +81,7 @@ def _values(v: Validated, snap: OrgSnapshot, cat: Catalog) -> pd.DataFrame:
         elif fid in spelling:
             canon = text.str.casefold().map(spelling[fid])
             text = canon.where(canon.notna(), text).astype(str)
-        out[fid] = text.astype(object)
+        out[fid] = text.astype("str")
     return out
 
 
@@ -213,33 +216,40 @@ def _no_ops() -> pd.DataFrame:
     )
 
 
-def changes(rows: Rows) -> pd.DataFrame:
-    """Long form of every attribute change of existing users: row, field, from, to."""
-    parts = []
-    existing = rows.exists & ~rows.deleting
+def _literals(rows: Rows, fid: str, values: pa.Array) -> pa.Array:
+    """The JSON literals of one field's stored text: booleans typed, blank as null."""
+    if rows.cat.fields[fid].type == "boolean":
+        return jsontext.boolean_literals(values)
+    blank = pc.equal(values, "")
+    return pc.if_else(blank, jsontext.NULL, jsontext.string_literals(values))
+
+
+def _old_text(rows: Rows, fid: str) -> pd.Series:
+    """The user's current value of ``fid`` per row, as ``values`` would hold it ("" none)."""
+    old = rows.cur[fid].fillna("").astype("str")
+    return normalise_phone(old) if rows.cat.fields[fid].type == "phone" else old
+
+
+def _changes(rows: Rows, existing: np.ndarray) -> pa.Array:
+    """Per row, the JSON members of its ``changes`` payload (``"field": {"from", "to"}`` for
+    each non-blank cell that differs from the stored value); null where nothing changes."""
+    keys, frags = [], []
     for fid in rows.values.columns:
         if fid == "email" or fid not in rows.cur:
             continue
         new = rows.values[fid]
-        old = rows.cur[fid].fillna("").astype(str)
-        if rows.cat.fields[fid].type == "phone":
-            old = normalise_phone(old)
-        mask = existing & (new != "") & (new != old)
-        idx = mask.index[mask.to_numpy()]
-        parts.append(
-            pd.DataFrame(
-                {"row": idx, "field": fid, "from": old[idx].to_numpy(), "to": new[idx].to_numpy()}
-            )
-        )
-    if not parts:
-        return pd.DataFrame(columns=["row", "field", "from", "to"])
-    return pd.concat(parts, ignore_index=True)
-
-
-def _typed(fid: str, value: str, cat: Catalog) -> object:
-    if cat.fields[fid].type == "boolean":
-        return value == "TRUE"
-    return value
+        old = _old_text(rows, fid)
+        mask = existing & (new != "").to_numpy() & (new != old).to_numpy()
+        if not mask.any():
+            continue
+        to = _literals(rows, fid, jsontext.as_text(new))
+        frm = pc.fill_null(_literals(rows, fid, jsontext.as_text(old)), "null")
+        frag = jsontext.concat('{"from": ', frm, ', "to": ', to, "}")
+        keys.append(fid)
+        frags.append(pc.if_else(pa.array(mask), frag, jsontext.NULL))
+    if not keys:
+        return pa.nulls(len(rows.index), jsontext.TEXT)
+    return jsontext.members(keys, frags)
 
 
 def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
@@ -248,10 +258,12 @@ def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
     parts: list[pd.DataFrame] = []
     ok = pd.Series(rows.index.isin(valid), index=rows.index)
     for mask, op in ((rows.add, "add_user"), (rows.claim, "claim_user")):
-        idx = rows.index[(mask & ok).to_numpy()]
-        attrs = [{"attributes": a} for a in _attributes(rows, idx)]
+        take = (mask & ok).to_numpy()
+        attrs = _attributes(rows, take)
         parts.append(
-            pd.DataFrame({"row": idx, "op": op, "license": None, "data": attrs, "order": -1})
+            pd.DataFrame(
+                {"row": rows.index[take], "op": op, "license": None, "data": attrs, "order": -1}
+            )
         )
     idx = rows.index[(rows.deleting & rows.exists & ok).to_numpy()]
     parts.append(
@@ -288,41 +300,28 @@ def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
     return ops[PLAN_COLUMNS].reset_index(drop=True)
 
 
-def _attributes(rows: Rows, idx: pd.Index) -> list[dict[str, object]]:
-    """``{field: value}`` of the non-blank cells of new or claimed users."""
-    sub = rows.values.loc[idx]
-    fields = list(sub.columns)
-    flags = {f for f in fields if rows.cat.fields[f].type == "boolean"}
-    out = []
-    for tup in sub.itertuples(index=False, name=None):
-        out.append(
-            {
-                f: (val == "TRUE") if f in flags else val
-                for f, val in zip(fields, tup, strict=True)
-                if val != ""
-            }
-        )
+def _attributes(rows: Rows, take: np.ndarray) -> np.ndarray:
+    """The ``{"attributes": {...}}`` payloads of the rows in ``take`` (new or claimed
+    users): their non-blank cells, booleans typed."""
+    fields = list(rows.values.columns)
+    literals = [_literals(rows, f, jsontext.as_text(rows.values[f])).filter(take) for f in fields]
+    inner = jsontext.members(fields, literals) if fields else pa.nulls(int(take.sum()))
+    payload = jsontext.concat('{"attributes": {', pc.fill_null(inner, ""), "}}")
+    out: np.ndarray = payload.to_numpy(zero_copy_only=False)
     return out
 
 
 def _modify_ops(rows: Rows, ok: pd.Series) -> pd.DataFrame:
-    diff = changes(rows)
-    diff = diff[diff["row"].isin(rows.index[ok.to_numpy()])]
-    if diff.empty:
-        return pd.DataFrame(columns=["row", "op", "license", "data", "order"])
-    grouped: dict[int, dict[str, dict[str, object]]] = {}
-    for row, fid, old, new in diff.itertuples(index=False, name=None):
-        grouped.setdefault(int(row), {})[fid] = {
-            "from": _typed(fid, old, rows.cat) if old != "" else None,
-            "to": _typed(fid, new, rows.cat),
-        }
-    idx = list(grouped)
+    existing = (rows.exists & ~rows.deleting & ok).to_numpy()
+    inner = _changes(rows, existing)
+    changed = pc.is_valid(inner).to_numpy(zero_copy_only=False)
+    payload = jsontext.concat('{"changes": {', inner.filter(changed), "}}")
     return pd.DataFrame(
         {
-            "row": idx,
+            "row": rows.index[changed],
             "op": "modify_user",
             "license": None,
-            "data": [{"changes": grouped[r]} for r in idx],
+            "data": payload.to_numpy(zero_copy_only=False),
             "order": -1,
         }
     )

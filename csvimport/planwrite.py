@@ -11,10 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from csvimport import jsontext
 from csvimport.model import Plan
+
+TEXT = jsontext.TEXT
+_EMPTY = pa.scalar("", TEXT)
+_CHUNK = 100_000
 
 
 def write_plan(path: Path, plan: Plan) -> None:
@@ -27,52 +33,70 @@ def write_plan(path: Path, plan: Plan) -> None:
         "state_version": plan.state_version,
         "sha256": plan.sha256,
     }
-    lines = plan_lines(plan.operations)
+    lines = line_array(plan.operations)
     with path.open("w", encoding="utf-8") as fh:
         fh.write(json.dumps({"plan": head}, ensure_ascii=False) + "\n")
-        for start in range(0, len(lines), 100_000):
-            fh.write("".join(line + "\n" for line in lines[start : start + 100_000]))
+        for start in range(0, len(lines), _CHUNK):
+            chunk = lines.slice(start, _CHUNK).to_pylist()
+            fh.write("\n".join(chunk) + "\n")
 
 
 def plan_lines(ops: pd.DataFrame) -> list[str]:
-    """One JSON line per operation, in plan order.
-
-    Operations without a payload (license assignments and removals, deletes: two thirds of a
-    big plan) are assembled as strings column by column; the others go through ``json.dumps``.
-    Same JSON either way (``test_plan_lines_match_json_dumps``)."""
-    lines = np.empty(len(ops), dtype=object)
-    if "external_id" in ops.columns or ops.empty:
-        simple = np.zeros(len(ops), dtype=bool)
-    else:
-        simple = (ops["data"].isna() & ops["row"].notna()).to_numpy()
-    if simple.any():
-        lines[simple] = _simple_lines(ops[simple]).to_numpy()
-    records = ops[~simple].to_dict("records")
-    lines[~simple] = [
-        json.dumps(operation_dict({str(k): v for k, v in op.items()}), ensure_ascii=False)
-        for op in records
-    ]
-    return list(lines)
+    """One JSON line per operation, in plan order (``line_array`` as Python strings)."""
+    return [str(line) for line in line_array(ops).to_pylist()]
 
 
-def _json_text(values: pd.Series) -> pd.Series:
-    """JSON string literals for text without control characters (emails, license ids)."""
-    text = values.astype("str").str.replace("\\", "\\\\", regex=False)
-    return '"' + text.str.replace('"', '\\"', regex=False) + '"'
+def line_array(ops: pd.DataFrame) -> pa.Array:
+    """One JSON line per operation, in plan order, as an Arrow string array.
 
-
-def _simple_lines(ops: pd.DataFrame) -> pd.Series:
-    head = (
-        '{"op": '
-        + _json_text(ops["op"])
-        + ', "row": '
-        + ops["row"].astype("int64").astype("str")
-        + ', "email": '
-        + _json_text(ops["email"].fillna(""))
+    A users plan (payloads as JSON text, see ``plan``) is assembled column by column, with no
+    per-operation Python; a plan with dict payloads (customers) or without row numbers goes
+    through ``json.dumps`` per operation. Same JSON either way
+    (``test_plan_lines_match_json_dumps``)."""
+    if ops.empty:
+        return pa.array([], type=TEXT)
+    data = _text_payloads(ops)
+    if data is not None:
+        return _assembled(ops, data)
+    records = ops.to_dict("records")
+    return pa.array(
+        [
+            json.dumps(operation_dict({str(k): v for k, v in op.items()}), ensure_ascii=False)
+            for op in records
+        ],
+        type=TEXT,
     )
-    licensed = ops["license"].fillna("").astype("str")
-    tail = (', "license": ' + _json_text(licensed) + "}").where(licensed != "", "}")
-    return head + tail
+
+
+def _text_payloads(ops: pd.DataFrame) -> pa.Array | None:
+    """The ``data`` column as Arrow text when every payload is JSON text or none, and the
+    plan has row numbers and no external ids; else None (the per-operation path)."""
+    if "external_id" in ops.columns or ops["row"].isna().any():
+        return None
+    try:
+        return pa.array(ops["data"].to_numpy(dtype=object), type=TEXT, from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # dict payloads
+        return None
+
+
+def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
+    """``{"op", "row", "email"[, "license"], **payload}`` per operation, from columns."""
+    row = pc.cast(pa.array(ops["row"].astype("int64").to_numpy()), TEXT)
+    head = jsontext.concat(
+        '{"op": ',
+        jsontext.string_literals(jsontext.as_text(ops["op"])),
+        ', "row": ',
+        row,
+        ', "email": ',
+        jsontext.string_literals(jsontext.as_text(ops["email"].fillna(""))),
+    )
+    lic = pc.fill_null(jsontext.as_text(ops["license"].where(ops["license"].notna(), "")), "")
+    licensed = pc.if_else(
+        pc.equal(lic, ""), _EMPTY, jsontext.concat(', "license": ', jsontext.string_literals(lic))
+    )
+    inner = pc.utf8_slice_codeunits(pc.fill_null(data, "{}"), 1, -1)
+    payload = pc.if_else(pc.equal(inner, ""), _EMPTY, jsontext.concat(", ", inner))
+    return jsontext.concat(head, licensed, payload, "}")
 
 
 def operation_dict(op: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +109,8 @@ def operation_dict(op: dict[str, Any]) -> dict[str, Any]:
     if isinstance(license_id, str) and license_id:  # a missing license may arrive as NaN
         out["license"] = license_id
     data = op.get("data")
+    if isinstance(data, str) and data:  # a users plan's payload: JSON text
+        data = json.loads(data)
     if isinstance(data, dict):
         out.update(data)
     return out

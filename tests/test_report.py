@@ -182,8 +182,10 @@ def test_xlsx_input_gets_rejected_xlsx_with_text_cells(tmp_path: Path) -> None:
     assert (out / "issues.csv").read_text(encoding="utf-8-sig").splitlines()[0].count(",") == 6
 
 
-def test_plan_lines_match_json_dumps() -> None:
-    """The string-assembled plan lines parse to exactly what ``json.dumps`` would write."""
+@pytest.mark.parametrize("as_text", [False, True], ids=["dict payloads", "JSON-text payloads"])
+def test_plan_lines_match_json_dumps(as_text: bool) -> None:
+    """The column-assembled plan lines (JSON-text payloads, as ``plan`` builds them) parse to
+    exactly what ``json.dumps`` writes for dict payloads."""
     import pandas as pd
 
     from csvimport.planwrite import operation_dict, plan_lines
@@ -203,8 +205,10 @@ def test_plan_lines_match_json_dumps() -> None:
             ],
         }
     )
-    got = [json.loads(line) for line in plan_lines(ops)]
     expected = [operation_dict(op) for op in ops.to_dict("records")]
+    if as_text:
+        ops["data"] = [None if d is None else json.dumps(d) for d in ops["data"]]
+    got = [json.loads(line) for line in plan_lines(ops)]
     assert got == expected
     assert got[1] == {
         "op": "assign_license",
