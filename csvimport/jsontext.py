@@ -26,26 +26,52 @@ _CONTROL = r"[\x00-\x1f]"
 
 def as_text(values: object) -> pa.Array:
     """Any column of text (pandas Series, Arrow array or chunked array) as one Arrow array."""
+    if not isinstance(values, pa.Array | pa.ChunkedArray):
+        values = pa.array(values, type=TEXT, from_pandas=True)  # chunked for Arrow-backed str
     if isinstance(values, pa.ChunkedArray):
-        return values.combine_chunks().cast(TEXT)
-    if isinstance(values, pa.Array):
-        return values.cast(TEXT)
-    return pa.array(values, type=TEXT, from_pandas=True)
+        values = values.combine_chunks()
+    assert isinstance(values, pa.Array)
+    return values.cast(TEXT)
 
 
 def string_literals(values: pa.Array) -> pa.Array:
-    """Each text as a JSON string literal (quotes included); nulls stay null."""
-    text = pc.replace_substring(values, "\\", "\\\\")
-    text = pc.replace_substring(text, '"', '\\"')
-    quoted = pc.binary_join_element_wise(_s('"'), text, _s('"'), _s(""))
-    odd = pc.fill_null(pc.match_substring_regex(values, _CONTROL), False)
-    if not pc.any(odd).as_py():
+    """Each text as a JSON string literal (quotes included); nulls stay null.
+
+    The column's bytes are scanned once with NumPy: most columns hold no backslash, quote or
+    control character at all, and then the Arrow replace and regex kernels are skipped."""
+    data = _data_bytes(values)
+    text = values
+    if (data == ord("\\")).any():
+        text = pc.replace_substring(text, "\\", "\\\\")
+    if (data == ord('"')).any():
+        text = pc.replace_substring(text, '"', '\\"')
+    quoted = concat('"', text, '"')
+    if not (data < 0x20).any():
         return quoted
+    odd = pc.fill_null(pc.match_substring_regex(values, _CONTROL), False)
     where = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+    if not len(where):
+        return quoted
     exact = [json.dumps(v, ensure_ascii=False) for v in values.take(pa.array(where)).to_pylist()]
     out = quoted.to_numpy(zero_copy_only=False).astype(object)
     out[where] = exact
     return pa.array(out, type=TEXT)
+
+
+def coded_literals(values: pa.Array) -> pa.Array:
+    """``string_literals`` for a column of few distinct values (operation kinds, license
+    ids): escaped once per distinct value, then spread by the dictionary's indices."""
+    coded = pc.dictionary_encode(values)
+    return string_literals(coded.dictionary.cast(TEXT)).take(coded.indices)
+
+
+def _data_bytes(values: pa.Array) -> np.ndarray:
+    """The UTF-8 bytes behind a string array (a superset for a sliced array: harmless, it
+    only decides whether a slower, exact kernel runs)."""
+    buffer = values.buffers()[2]
+    if buffer is None:
+        return np.zeros(0, dtype=np.uint8)
+    return np.frombuffer(buffer, dtype=np.uint8)
 
 
 def boolean_literals(values: pa.Array) -> pa.Array:

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from csvimport import engine as eng
 from csvimport.catalog import Catalog
 from csvimport.model import FileRejected, Issue, Options, Result, Status, Table, UsageError
@@ -95,7 +97,7 @@ def _plan(job: OrgJob) -> None:
     timer, progress = job.timer, job.progress
     assert options.org is not None
     email = table.column_for("email")
-    keys: list[str] = [] if email is None else list(table.frame[email.index].str.lower())
+    keys = pd.Series([], dtype="str") if email is None else table.frame[email.index].str.lower()
     with timer.stage("snapshot"):
         try:
             snap = load_snapshot(db, options.org, emails=keys)

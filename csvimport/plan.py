@@ -304,7 +304,8 @@ def _attributes(rows: Rows, take: np.ndarray) -> np.ndarray:
     """The ``{"attributes": {...}}`` payloads of the rows in ``take`` (new or claimed
     users): their non-blank cells, booleans typed."""
     fields = list(rows.values.columns)
-    literals = [_literals(rows, f, jsontext.as_text(rows.values[f])).filter(take) for f in fields]
+    mask = pa.array(take)
+    literals = [_literals(rows, f, jsontext.as_text(rows.values[f]).filter(mask)) for f in fields]
     inner = jsontext.members(fields, literals) if fields else pa.nulls(int(take.sum()))
     payload = jsontext.concat('{"attributes": {', pc.fill_null(inner, ""), "}}")
     out: np.ndarray = payload.to_numpy(zero_copy_only=False)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,11 +35,20 @@ def write_plan(path: Path, plan: Plan) -> None:
         "sha256": plan.sha256,
     }
     lines = line_array(plan.operations)
-    with path.open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps({"plan": head}, ensure_ascii=False) + "\n")
+    with path.open("wb") as fh:
+        fh.write((json.dumps({"plan": head}, ensure_ascii=False) + "\n").encode("utf-8"))
         for start in range(0, len(lines), _CHUNK):
-            chunk = lines.slice(start, _CHUNK).to_pylist()
-            fh.write("\n".join(chunk) + "\n")
+            fh.write(_utf8_lines(lines.slice(start, _CHUNK)))
+
+
+def _utf8_lines(lines: pa.Array) -> pa.Buffer:
+    """The lines, each ending in a newline, as one UTF-8 buffer straight from Arrow (no
+    Python string per line)."""
+    ended = jsontext.concat(lines, "\n")
+    offsets = np.frombuffer(ended.buffers()[1], dtype=np.int64)
+    first, last = int(offsets[ended.offset]), int(offsets[ended.offset + len(ended)])
+    data: pa.Buffer = ended.buffers()[2]
+    return data.slice(first, last - first)
 
 
 def plan_lines(ops: pd.DataFrame) -> list[str]:
@@ -84,7 +94,7 @@ def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
     row = pc.cast(pa.array(ops["row"].astype("int64").to_numpy()), TEXT)
     head = jsontext.concat(
         '{"op": ',
-        jsontext.string_literals(jsontext.as_text(ops["op"])),
+        jsontext.coded_literals(jsontext.as_text(ops["op"])),
         ', "row": ',
         row,
         ', "email": ',
@@ -92,7 +102,7 @@ def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
     )
     lic = pc.fill_null(jsontext.as_text(ops["license"].where(ops["license"].notna(), "")), "")
     licensed = pc.if_else(
-        pc.equal(lic, ""), _EMPTY, jsontext.concat(', "license": ', jsontext.string_literals(lic))
+        pc.equal(lic, ""), _EMPTY, jsontext.concat(', "license": ', jsontext.coded_literals(lic))
     )
     inner = pc.utf8_slice_codeunits(pc.fill_null(data, "{}"), 1, -1)
     payload = pc.if_else(pc.equal(inner, ""), _EMPTY, jsontext.concat(", ", inner))

@@ -24,7 +24,7 @@ from csvimport.store.snapshot import USER_COLUMNS, OrgNotFound, load_snapshot
 def test_schema_version_recorded_and_newer_refused(db_url: str) -> None:
     engine = connect(db_url)
     with transaction(engine) as conn:
-        assert conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar() == "1"
+        assert conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar() == "2"
         conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="99"))
     engine.dispose()
     with pytest.raises(SchemaVersionError, match="schema version 99"):
@@ -309,3 +309,68 @@ def test_export_every_user_with_explicit_cells(engine: Engine, acme: str) -> Non
     assert all(bob[p.header] == "" for p in cat.packages.values())
     assert all(bob[lic.header] == "FALSE" for lic in cat.basic_licenses)
     assert (anna["Jabber Calling"], bob["Jabber Calling"], bob["Extension"]) == ("TRUE", "", "1002")
+
+
+def _as_version_1(path: Path) -> None:
+    """Rewrite a SQLite database into the schema-1 layout: the org tables as rowid tables."""
+    import sqlite3
+
+    raw = sqlite3.connect(path)  # foreign keys are off on a plain sqlite3 connection
+    for name in ("users", "user_licenses", "numbers"):
+        ddl = raw.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+        indexes = raw.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL",
+            (name,),
+        ).fetchall()
+        raw.execute(f"ALTER TABLE {name} RENAME TO old_{name}")
+        raw.execute(ddl.replace("WITHOUT ROWID", ""))
+        raw.execute(f"INSERT INTO {name} SELECT * FROM old_{name}")
+        raw.execute(f"DROP TABLE old_{name}")
+        for (sql,) in indexes:
+            raw.execute(sql)
+    raw.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+
+
+def test_schema_1_sqlite_database_is_migrated(tmp_path: Path, org_file: Path) -> None:
+    """A database of csvimport's first schema is upgraded in place: same rows, new layout,
+    cascades intact."""
+    path = tmp_path / "old.db"
+    engine = connect(f"sqlite:///{path}")
+    load_org_file(engine, org_file)
+    before = load_snapshot(engine, "acme")
+    engine.dispose()
+    _as_version_1(path)
+    engine = connect(f"sqlite:///{path}")
+    after = load_snapshot(engine, "acme")
+    pd.testing.assert_frame_equal(after.users, before.users)
+    pd.testing.assert_frame_equal(after.licenses, before.licenses)
+    pd.testing.assert_frame_equal(after.numbers, before.numbers)
+    with transaction(engine) as conn:
+        assert conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar() == "2"
+        ddl = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master").fetchall())
+        assert all("WITHOUT ROWID" in ddl[t] for t in ("users", "user_licenses", "numbers"))
+        assert "ix_users_email" in ddl and "ix_numbers_org_email" in ddl
+        assert not conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        conn.exec_driver_sql("DELETE FROM users WHERE email = 'anna@acme.example'")
+        left = conn.exec_driver_sql(
+            "SELECT count(*) FROM user_licenses WHERE email = 'anna@acme.example'"
+        ).scalar()
+    assert left == 0 and len(before.licenses[before.licenses["email"] == "anna@acme.example"])
+
+
+def test_snapshot_reads_extra_fields(engine: Engine, acme: str) -> None:
+    """Catalogue fields without a column of their own come back from ``users.extra``."""
+    from csvimport.store.models import User
+
+    with transaction(engine) as conn:
+        conn.execute(
+            update(User)
+            .where(User.org_id == acme, User.email == "anna@acme.example")
+            .values(extra={"cost_center": "4711"})
+        )
+    users = load_snapshot(engine, acme).users
+    assert users.loc["anna@acme.example", "cost_center"] == "4711"
+    assert set(users["cost_center"].drop("anna@acme.example")) == {""}

@@ -9,7 +9,8 @@ Decisions:
   with ``BEGIN IMMEDIATE``: a read-check-write such as "is the plan still current?" then cannot be
   overtaken by another writer between its read and its write.
 - The schema is created on first use and its version is recorded in ``meta``; a database made by
-  a newer csvimport is refused with a clear message instead of being misread.
+  a newer csvimport is refused with a clear message instead of being misread, and one made by
+  an older csvimport is migrated in place (``migrate``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from csvimport.store.migrate import migrate
 from csvimport.store.models import Base, Meta
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: users, user_licenses, numbers WITHOUT ROWID on SQLite
 DEFAULT_URL = "sqlite:///csvimport.db"
 _BUSY_TIMEOUT_MS = 30_000
 # An arbitrary constant key: the PostgreSQL advisory lock that serialises schema creation.
@@ -122,4 +124,9 @@ def _ensure_schema_once(engine: Engine) -> int:
                 f"version {version}, but this csvimport knows only up to {SCHEMA_VERSION}: "
                 "upgrade csvimport"
             )
-        return version
+        if version < SCHEMA_VERSION:
+            migrate(conn, version)
+            conn.execute(
+                update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION))
+            )
+        return SCHEMA_VERSION
