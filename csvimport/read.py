@@ -324,6 +324,42 @@ def _trim(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return pc.utf8_trim(column, characters=TRIM_CHARS)
 
 
+def _clean(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One contiguous ``large_string`` array, trimmed.
+
+    Contiguous because every later ``take`` (issue values, rejected rows, the planner) on a
+    many-chunk array first concatenates all its chunks: 20 ms per call at 1M rows. Trimming
+    copies the column, so it runs only when some cell may start or end with a trimmable
+    character (most columns of a clean file never do)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    column = column.cast(pa.large_string())
+    return _trim(column) if _may_need_trim(column) else column
+
+
+# UTF-8 bytes that can start or end a character of TRIM_CHARS: its ASCII white space, and
+# every byte of a multi-byte sequence (conservative: "é" at an end also answers yes).
+_TRIM_BYTES = np.zeros(256, dtype=bool)
+_TRIM_BYTES[0x80:] = True
+_TRIM_BYTES[[ord(c) for c in TRIM_CHARS if ord(c) < 0x80]] = True
+
+
+def _may_need_trim(column: pa.Array) -> bool:
+    """Whether any cell's first or last byte is in ``_TRIM_BYTES`` (vectorised over the
+    offsets; an empty cell looks at a neighbour's byte, which can only say yes wrongly)."""
+    _, offsets_buf, data_buf = column.buffers()
+    if len(column) == 0 or data_buf is None or data_buf.size == 0:
+        return False
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
+        column.offset : column.offset + len(column) + 1
+    ]
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    last = len(data) - 1
+    starts = data[np.minimum(offsets[:-1], last)]
+    ends = data[np.clip(offsets[1:] - 1, 0, last)]
+    return bool(_TRIM_BYTES[starts].any() or _TRIM_BYTES[ends].any())
+
+
 def _unquote(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     if not pc.any(pc.starts_with(column, "'")).as_py():
         return column  # the usual case, ten times cheaper than the regex
@@ -336,9 +372,9 @@ def _build(
 ) -> tuple[list[str], pd.DataFrame, pd.DataFrame | None]:
     """Header, frame and numeric mask from a table whose position ``i`` is row ``i + 1``."""
     columns = list(table.columns)
-    table = pa.table({})  # drop our reference: each raw column goes once it is trimmed
+    table = pa.table({})  # drop our reference: each raw column goes once it is cleaned
     for i, column in enumerate(columns):
-        columns[i] = _trim(column)
+        columns[i] = _clean(column)
     filled = [pc.greater(pc.binary_length(c), 0) for c in columns]
     nonblank = filled[0]
     for mask in filled[1:]:
@@ -418,15 +454,15 @@ def _to_utf8(raw: bytes) -> tuple[bytes, str]:
     return raw, "utf-8"
 
 
-def _is_utf8(raw: bytes, chunk: int = 1 << 24) -> bool:
-    """Strict UTF-8 check in 16 MiB steps: decoding a 200 MB file at once would hold a
-    second copy of it as a Python string (up to 4 bytes a character)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(raw)
+def _is_utf8(raw: bytes) -> bool:
+    """Strict UTF-8 check by Arrow's validator over the bytes in place: no second copy of
+    the file as a Python string, and ~6x faster than Python's incremental decoder
+    (0.24 s -> 0.04 s for 220 MB)."""
+    offsets = pa.array([0, len(raw)], pa.int64()).buffers()[1]
+    text = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(raw)])
     try:
-        for start in range(0, len(raw), chunk):
-            decoder.decode(view[start : start + chunk], final=start + chunk >= len(raw))
-    except UnicodeDecodeError:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
         return False
     return True
 
@@ -517,7 +553,7 @@ def _parse_arrow(payload: bytes, delimiter: str) -> pa.Table | None:
                 ignore_empty_lines=False,
             ),
             convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
+                column_types=dict.fromkeys(names, pa.large_string()),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),

@@ -12,15 +12,19 @@ Decisions:
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
-from openpyxl import Workbook
-from openpyxl.worksheet.datavalidation import DataValidation
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from csvimport.model import Table
 
@@ -58,10 +62,6 @@ def neutralise_series(values: pd.Series) -> pd.Series:
     return text.where(~risky, "'" + text)
 
 
-def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.apply(neutralise_series)
-
-
 def write_csv(
     path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], delimiter: str = ","
 ) -> None:
@@ -74,11 +74,90 @@ def write_csv(
 
 
 def write_frame_csv(path: Path, frame: pd.DataFrame, header: Sequence[str], delimiter: str) -> None:
-    """A large report from a DataFrame, neutralised column by column (vectorised)."""
-    safe = neutralise_frame(frame.astype(object).fillna(""))
-    safe.columns = [neutralise(h) for h in header]
-    with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        safe.to_csv(fh, sep=delimiter, index=False, lineterminator="\r\n")
+    """A large report from a DataFrame, neutralised, quoted and joined column-wise in Arrow
+    and written as one buffer.
+
+    Byte for byte what ``csv.writer`` (minimal quoting, CRLF) writes for the neutralised
+    cells, without a Python object per cell: pandas' ``to_csv`` plus neutralising took 0.8 s
+    for 50k rejected rows of a 1M-row file."""
+    with path.open("wb") as fh:
+        fh.write(codecs.BOM_UTF8)
+        fh.write(_header_line(header, delimiter))
+        if len(frame):
+            alone = frame.shape[1] == 1
+            fields = [
+                _csv_fields(frame.iloc[:, i], delimiter, alone) for i in range(frame.shape[1])
+            ]
+            lines = pc.binary_join_element_wise(*fields, _lit(delimiter))
+            del fields
+            _write_values(fh, pc.binary_join_element_wise(lines, _lit("\r\n"), _lit("")))
+
+
+def _header_line(header: Sequence[str], delimiter: str) -> bytes:
+    out = io.StringIO(newline="")
+    csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerow(
+        [neutralise(str(h)) for h in header]
+    )
+    return out.getvalue().encode("utf-8")
+
+
+def _csv_fields(values: pd.Series, delimiter: str, alone: bool = False) -> pa.Array:
+    """One column as neutralised CSV fields: quoted (quotes doubled) when they hold the
+    delimiter, a quote, CR or LF, as ``csv.QUOTE_MINIMAL`` does; also when empty and
+    ``alone`` on its line (else the line would be blank)."""
+    text = _neutralise_arrow(_arrow_text(values))
+    special = pc.match_substring_regex(text, "[" + re.escape(delimiter + '"') + "\r\n]")
+    if alone:
+        special = pc.or_(special, pc.equal(pc.binary_length(text), 0))
+    if not pc.any(special).as_py():
+        return text
+    escaped = pc.replace_substring(text, '"', '""')
+    quoted = pc.binary_join_element_wise(_lit('"'), escaped, _lit('"'), _lit(""))
+    return pc.if_else(special, quoted, text)
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    """The column as one large_string array, as ``str`` would write each cell ("" for NA)."""
+    text = values.astype(object).fillna("").astype("str")
+    arr = pa.array(text.array)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return pc.fill_null(arr.cast(pa.large_string()), "")
+
+
+def _neutralise_arrow(text: pa.Array) -> pa.Array:
+    """``neutralise_series`` in Arrow; most columns have no cell starting with = @ + - tab
+    or CR, and cost one anchored match."""
+    if not pc.any(pc.match_substring_regex(text, "^[=@+\\-\t\r]")).as_py():
+        return text
+    risky = pc.or_(
+        pc.match_substring_regex(text, "^[=@\t\r]"),
+        pc.and_(
+            pc.match_substring_regex(text, "^[+-]"),
+            pc.invert(pc.match_substring_regex(text, "^" + PLAIN_NUMBER + "$")),
+        ),
+    )
+    return pc.if_else(risky, pc.binary_join_element_wise(_lit("'"), text, _lit("")), text)
+
+
+def _lit(text: str) -> pa.Scalar:
+    """A literal for Arrow's string kernels, of the columns' type."""
+    return pa.scalar(text, pa.large_string())
+
+
+def _write_values(fh: BinaryIO, values: pa.Array | pa.ChunkedArray) -> None:
+    """The concatenated bytes of every value: a string array's data buffer between its
+    first and last offsets."""
+    values = values.cast(pa.large_string())
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        _, offsets_buf, data = chunk.buffers()
+        offsets = np.frombuffer(offsets_buf, dtype=np.int64)
+        start, stop = offsets[chunk.offset], offsets[chunk.offset + len(chunk)]
+        if stop > start:
+            fh.write(memoryview(data)[start:stop])
 
 
 def write_xlsx(
@@ -88,7 +167,11 @@ def write_xlsx(
     dropdowns: dict[int, list[str]] | None = None,
     max_rows: int = 1000,
 ) -> None:
-    """An XLSX with text cells; ``dropdowns`` maps a column index to its allowed values."""
+    """An XLSX with text cells; ``dropdowns`` maps a column index to its allowed values.
+
+    openpyxl is imported here: a CSV job never needs it (0.05 s of start-up)."""
+    from openpyxl import Workbook
+
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -105,6 +188,7 @@ def write_xlsx(
 
 def _add_dropdown(ws: Any, col: int, values: list[str], max_rows: int) -> None:
     from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
 
     letter = get_column_letter(col + 1)
     listing = ",".join(v.replace(",", " ") for v in values)

@@ -217,3 +217,48 @@ def test_plan_lines_match_json_dumps(as_text: bool) -> None:
         "license": "webex_calling",
     }
     assert got[3] == {"op": "delete_user", "row": 4, "email": "ø@x.example"}
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+@pytest.mark.parametrize("width", [1, 3])
+def test_frame_csv_is_what_csv_writer_writes(tmp_path: Path, delimiter: str, width: int) -> None:
+    """The Arrow writer quotes, doubles quotes and neutralises exactly like csv.writer."""
+    import io
+    import random
+
+    import pandas as pd
+
+    rng = random.Random(7)
+    alphabet = [
+        "a",
+        " ",
+        '"',
+        ",",
+        ";",
+        "\t",
+        "|",
+        "\r",
+        "\n",
+        "=",
+        "+",
+        "-",
+        "@",
+        "'",
+        "1",
+        ".",
+        "é",
+    ]
+    cells = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(6))) for _ in range(300)]
+    frame = pd.DataFrame({i: cells[i::width] for i in range(width)}, dtype=object)
+    frame.iloc[0, 0] = None
+    header = ["=h", *(f"h{i}" for i in range(1, width))]
+    path = tmp_path / "out.csv"
+    report.write_frame_csv(path, frame, header, delimiter)
+    expected = io.StringIO(newline="")
+    writer = csv.writer(expected, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow([report.neutralise(h) for h in header])
+    for row in (
+        frame.astype(object).fillna("").apply(report.neutralise_series).itertuples(index=False)
+    ):
+        writer.writerow(list(row))
+    assert path.read_bytes() == b"\xef\xbb\xbf" + expected.getvalue().encode("utf-8")
