@@ -144,7 +144,7 @@ def _data(seq: int, data: Any) -> dict[str, Any]:
         data = json.loads(data) if data else {}
     if isinstance(data, dict):
         return data
-    if data is None or (isinstance(data, float) and pd.isna(data)):
+    if data is None or data is pd.NA or (isinstance(data, float) and pd.isna(data)):
         return {}
     raise ValueError(f"plan line {seq}: data must be a mapping, not {type(data).__name__}")
 

@@ -129,15 +129,23 @@ def held(rows: Rows, license_id: str) -> pd.Series:
 
 
 def _holdings(key: pd.Series, licenses: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per license, which rows' users hold it now: one join of the file's emails with the
-    org's licenses, instead of one membership test per license."""
-    left = pd.DataFrame({"email": key.to_numpy(), "pos": np.arange(len(key))})
-    pairs = left.merge(licenses[["email", "license"]], on="email", how="inner")
+    """Per license, which rows' users hold it now: hash lookups (Arrow ``index_in``) of the
+    org's license rows and of the file's rows in the file's distinct emails, instead of a
+    join or one membership test per license."""
+    if licenses.empty or key.empty:
+        return {}
+    keys = jsontext.as_text(key)
+    distinct = pc.unique(keys)
+    row_at = pc.index_in(keys, value_set=distinct).to_numpy(zero_copy_only=False)
+    found = pc.index_in(jsontext.as_text(licenses["email"]), value_set=distinct)
+    hit = pc.is_valid(found).to_numpy(zero_copy_only=False)
+    holder_at = found.filter(pa.array(hit)).to_numpy()
+    codes, names = pd.factorize(licenses["license"].to_numpy(dtype=object)[hit])
     out: dict[str, np.ndarray] = {}
-    for lic, pos in pairs.groupby("license", sort=False)["pos"]:
-        mask = np.zeros(len(key), dtype=bool)
-        mask[pos.to_numpy()] = True
-        out[str(lic)] = mask
+    for code, name in enumerate(names):
+        holds = np.zeros(len(distinct), dtype=bool)
+        holds[holder_at[codes == code]] = True
+        out[str(name)] = holds[row_at]
     return out
 
 
@@ -253,63 +261,68 @@ def _changes(rows: Rows, existing: np.ndarray) -> pa.Array:
 
 
 def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
-    """The plan's operations for the ``valid`` rows, in file order (user op, then licenses)."""
-    email = rows.v.cells["email"] if "email" in rows.v.cells else pd.Series("", index=rows.index)
-    parts: list[pd.DataFrame] = []
+    """The plan's operations for the ``valid`` rows, in file order (user op, then licenses).
+
+    Text columns stay Arrow-backed (``email``, ``data``): a million-row plan holds millions of
+    operations, and a Python string per cell would double the plan's memory."""
     ok = pd.Series(rows.index.isin(valid), index=rows.index)
+    parts: list[pd.DataFrame] = []
     for mask, op in ((rows.add, "add_user"), (rows.claim, "claim_user")):
         take = (mask & ok).to_numpy()
-        attrs = _attributes(rows, take)
-        parts.append(
-            pd.DataFrame(
-                {"row": rows.index[take], "op": op, "license": None, "data": attrs, "order": -1}
-            )
-        )
-    idx = rows.index[(rows.deleting & rows.exists & ok).to_numpy()]
-    parts.append(
-        pd.DataFrame(
-            {
-                "row": idx,
-                "op": "delete_user",
-                "license": None,
-                "data": None,
-                "order": -1,
-            }
-        )
-    )
+        parts.append(_user_ops(rows.index[take], op, _attributes(rows, take)))
+    deleted = rows.index[(rows.deleting & rows.exists & ok).to_numpy()]
+    parts.append(_user_ops(deleted, "delete_user", None))
     parts.append(_modify_ops(rows, ok))
     lic = rows.license_ops[rows.license_ops["row"].isin(valid)]
-    parts.append(
-        pd.DataFrame(
-            {
-                "row": lic["row"],
-                "op": lic["op"],
-                "license": lic["license"],
-                "data": None,
-                "order": lic["order"],
-            }
-        )
-    )
+    parts.append(_user_ops(pd.Index(lic["row"]), lic["op"], None, lic["license"], lic["order"]))
     parts = [p for p in parts if len(p)]
     if not parts:
         return empty_operations()
     ops = pd.concat(parts, ignore_index=True)
-    ops = ops.sort_values(["row", "order"], kind="stable")
-    ops["email"] = email.reindex(ops["row"].to_numpy()).to_numpy()
+    ops = ops.sort_values(["row", "order"], kind="stable", ignore_index=True)
     ops["row"] = ops["row"].astype("int64")
-    return ops[PLAN_COLUMNS].reset_index(drop=True)
+    ops["email"] = _emails_at(rows, ops["row"].to_numpy())
+    return ops[PLAN_COLUMNS]
 
 
-def _attributes(rows: Rows, take: np.ndarray) -> np.ndarray:
+def _user_ops(
+    idx: pd.Index,
+    op: str | pd.Series,
+    data: pa.Array | None,
+    license: pd.Series | None = None,
+    order: pd.Series | int = -1,
+) -> pd.DataFrame:
+    """One frame of operations; ``data`` the payloads as JSON text (None: no payload)."""
+    n = len(idx)
+    payload = pa.nulls(n, jsontext.TEXT) if data is None else data
+    return pd.DataFrame(
+        {
+            "row": idx.to_numpy(),
+            "op": op if isinstance(op, str) else op.to_numpy(),
+            "license": None if license is None else license.to_numpy(),
+            "data": payload.to_pandas(),
+            "order": order if isinstance(order, int) else order.to_numpy(),
+        }
+    )
+
+
+def _emails_at(rows: Rows, row_numbers: np.ndarray) -> pd.Series:
+    """The email cell of each given row, as an Arrow-backed text column."""
+    if "email" not in rows.v.cells:
+        return pd.Series("", index=range(len(row_numbers)), dtype="str")
+    cells = jsontext.as_text(rows.v.cells["email"])
+    at = rows.index.get_indexer(pd.Index(row_numbers))
+    return pd.Series(cells.take(pa.array(at)).to_pandas(), dtype="str")
+
+
+def _attributes(rows: Rows, take: np.ndarray) -> pa.Array:
     """The ``{"attributes": {...}}`` payloads of the rows in ``take`` (new or claimed
     users): their non-blank cells, booleans typed."""
     fields = list(rows.values.columns)
     mask = pa.array(take)
     literals = [_literals(rows, f, jsontext.as_text(rows.values[f]).filter(mask)) for f in fields]
     inner = jsontext.members(fields, literals) if fields else pa.nulls(int(take.sum()))
-    payload = jsontext.concat('{"attributes": {', pc.fill_null(inner, ""), "}}")
-    out: np.ndarray = payload.to_numpy(zero_copy_only=False)
-    return out
+    return jsontext.concat('{"attributes": {', pc.fill_null(inner, ""), "}}")
 
 
 def _modify_ops(rows: Rows, ok: pd.Series) -> pd.DataFrame:
@@ -317,15 +330,7 @@ def _modify_ops(rows: Rows, ok: pd.Series) -> pd.DataFrame:
     inner = _changes(rows, existing)
     changed = pc.is_valid(inner).to_numpy(zero_copy_only=False)
     payload = jsontext.concat('{"changes": {', inner.filter(changed), "}}")
-    return pd.DataFrame(
-        {
-            "row": rows.index[changed],
-            "op": "modify_user",
-            "license": None,
-            "data": payload.to_numpy(zero_copy_only=False),
-            "order": -1,
-        }
-    )
+    return _user_ops(rows.index[changed], "modify_user", payload)
 
 
 def make_plan(

@@ -84,7 +84,7 @@ def _text_payloads(ops: pd.DataFrame) -> pa.Array | None:
     if "external_id" in ops.columns or ops["row"].isna().any():
         return None
     try:
-        return pa.array(ops["data"].to_numpy(dtype=object), type=TEXT, from_pandas=True)
+        return jsontext.as_text(ops["data"])
     except (pa.ArrowTypeError, pa.ArrowInvalid):  # dict payloads
         return None
 

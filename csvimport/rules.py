@@ -8,6 +8,9 @@ administrator) live in ``accounting``. Sources: seed 000 (claims, directory sync
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Collection
+
 import pandas as pd
 
 from csvimport.issues import IssueBuilder
@@ -26,12 +29,12 @@ def check(rows: Rows, b: IssueBuilder) -> None:
 def _inventory(rows: Rows, b: IssueBuilder) -> None:
     """``unknown_location``, ``unknown_site``, ``number_not_in_inventory``."""
     vals = rows.values
-    checks = (
+    checks: tuple[tuple[str, Collection[str] | pd.Series, str, str], ...] = (
         ("location", rows.snap.locations, "unknown_location", "use one of the org's locations"),
         ("preferred_site", rows.snap.sites, "unknown_site", "use one of the org's Webex sites"),
         (
             "phone_number",
-            set(rows.snap.numbers["number"]),
+            rows.snap.numbers["number"],
             "number_not_in_inventory",
             "use a number of the org's inventory, or add the number to the org first",
         ),
@@ -39,9 +42,17 @@ def _inventory(rows: Rows, b: IssueBuilder) -> None:
     for fid, known, code, fix in checks:
         if fid not in vals:
             continue
-        listing = ", ".join(sorted(known)[:8]) or "none"
-        bad = (vals[fid] != "") & ~member(vals[fid], known)
-        b.cells(rows.index[bad.to_numpy()], fid, code, f"{fix} ({listing})")
+        bad = ((vals[fid] != "") & ~member(vals[fid], known)).to_numpy()
+        if bad.any():
+            b.cells(rows.index[bad], fid, code, f"{fix} ({_examples(known)})")
+
+
+def _examples(known: Collection[str] | pd.Series, count: int = 8) -> str:
+    """The first few known names in order, for the message ("none" when there are none)."""
+    if isinstance(known, pd.Series):
+        first = known.drop_duplicates().sort_values().head(count)  # only when a row is bad
+        return ", ".join(str(v) for v in first) or "none"
+    return ", ".join(heapq.nsmallest(count, known)) or "none"
 
 
 def _membership(rows: Rows, b: IssueBuilder) -> None:
