@@ -186,11 +186,13 @@ def _license_ops(rows: Rows) -> pd.DataFrame:
     return _sorted(chosen)
 
 
-def _sorted(ops: pd.DataFrame) -> pd.DataFrame:
+def _sorted(ops: pd.DataFrame, by_license: bool = True) -> pd.DataFrame:
     """Operations by row, then order, then license name (stable): integer keys for NumPy's
     ``lexsort`` instead of a pandas sort on a text column (1.5M operations: ~5x faster)."""
-    rank, _ = pd.factorize(ops["license"].to_numpy(dtype=object), sort=True)
-    at = np.lexsort((rank, ops["order"].to_numpy(), ops["row"].to_numpy()))
+    keys = [ops["order"].to_numpy(), ops["row"].to_numpy()]
+    if by_license:
+        keys.insert(0, pd.factorize(ops["license"].to_numpy(dtype=object), sort=True)[0])
+    at = np.lexsort(keys)
     return ops.take(at).reset_index(drop=True)
 
 
@@ -296,7 +298,7 @@ def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
     if not parts:
         return empty_operations()
     ops = pd.concat(parts, ignore_index=True)
-    ops = ops.sort_values(["row", "order"], kind="stable", ignore_index=True)
+    ops = _sorted(ops, by_license=False)
     ops["row"] = ops["row"].astype("int64")
     ops["email"] = _emails_at(rows, ops["row"].to_numpy())
     return ops[PLAN_COLUMNS]
