@@ -14,7 +14,7 @@ import pandas as pd
 
 from csvimport.issues import IssueBuilder
 from csvimport.masks import member
-from csvimport.plan import Rows, held, normalise_phone
+from csvimport.plan import Rows, held, normalise_phone, per_distinct
 
 SHOWN_ROWS = 10
 
@@ -72,13 +72,13 @@ def _extensions(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
         return
     users = rows.snap.users
     ext = users["extension"].astype(str)
-    now = (folded(users["location"]) + "\x00" + ext).where(ext != "", "")
+    now = (per_distinct(users["location"], str.casefold) + "\x00" + ext).where(ext != "", "")
     wanted = rows.values["extension"]
     moves = wanted != ""
     if "location" in rows.values:
         moves |= rows.values["location"] != ""
     kept = _kept(rows, now, ok & rows.exists & (rows.deleting | moves))
-    key = folded(rows.v.after["location"]) + "\x00" + wanted
+    key = per_distinct(rows.v.after["location"], str.casefold) + "\x00" + wanted
     clash = _clash(rows, ok, wanted, key, kept)
     b.cells(
         rows.index[clash.to_numpy()],
@@ -87,14 +87,6 @@ def _extensions(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
         "another user of this location keeps that extension after this file: choose a "
         "free extension",
     )
-
-
-def folded(names: pd.Series) -> pd.Series:
-    """``str.casefold`` of a column of few distinct values (location names): folded once per
-    distinct name, then spread by the codes (1M rows: ~0.5 s -> ~0.05 s)."""
-    codes, distinct = pd.factorize(names.astype("str"))
-    lookup = pd.array([str(n).casefold() for n in distinct] + [""], dtype="str")
-    return pd.Series(lookup.take(codes), index=names.index, dtype="str")
 
 
 def _seats(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:

@@ -12,6 +12,7 @@ neither frees nor takes anything), and finally emit the operations of the surviv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,10 +80,23 @@ def _values(v: Validated, snap: OrgSnapshot, cat: Catalog) -> pd.DataFrame:
         elif ftype == "boolean" and fid in v.flags:
             text = v.flags[fid].map(BOOL_TEXT).fillna("").astype(str)
         elif fid in spelling:
-            canon = text.str.casefold().map(spelling[fid])
-            text = canon.where(canon.notna(), text).astype(str)
+            text = per_distinct(text, _spelled(spelling[fid]))
         out[fid] = text.astype("str")
     return out
+
+
+def _spelled(names: dict[str, str]) -> Callable[[str], str]:
+    """A name as the org spells it (matched case-insensitively), else as given."""
+    return lambda text: names.get(text.casefold(), text)
+
+
+def per_distinct(values: pd.Series, fn: Callable[[str], str]) -> pd.Series:
+    """``fn`` of each text, computed once per distinct value and spread by the codes: for
+    columns of few distinct values (locations, sites), whatever their length. Missing values
+    become ""."""
+    codes, distinct = pd.factorize(values.astype("str"))
+    lookup = pd.array([fn(str(d)) for d in distinct] + [""], dtype="str")
+    return pd.Series(lookup.take(codes), index=values.index, dtype="str")
 
 
 def classify(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> Rows:
