@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow
+import pyarrow.compute as pc
 
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, duplicate_rows
+from csvimport.jsontext import as_text
 from csvimport.masks import is_false
 from csvimport.model import Mode
 
@@ -34,9 +37,21 @@ def align_current(
     Done once per job: validation and the planner both read it."""
     if current is None:
         return None
-    cur = current.reindex(email_key.to_numpy())
-    cur.index = index
-    return cur
+    at = pc.index_in(as_text(email_key), value_set=as_text(current.index))  # null: new user
+    return pd.DataFrame({c: _taken(current[c], at, index) for c in current.columns}, index=index)
+
+
+def _taken(column: pd.Series, at: pyarrow.Array, index: pd.Index) -> pd.Series:
+    """``column`` at the positions ``at`` (NaN where null), on ``index``: an Arrow take per
+    column is ~3x faster than ``DataFrame.reindex`` on Arrow-backed text."""
+    if isinstance(column.dtype, pd.StringDtype):
+        values = pyarrow.array(column.array).take(at)
+        return pd.Series(values.to_pandas().array, index=index, dtype="str")
+    found = np.asarray(at.is_valid())
+    if not found.any():
+        return pd.Series(np.nan, index=index, dtype=object)
+    picked = column.to_numpy()[np.asarray(at.fill_null(0))]
+    return pd.Series(picked, index=index).where(found)
 
 
 def after_view(
