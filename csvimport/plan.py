@@ -200,13 +200,11 @@ def _license_ops(rows: Rows) -> pd.DataFrame:
     return _sorted(chosen)
 
 
-def _sorted(ops: pd.DataFrame, by_license: bool = True) -> pd.DataFrame:
+def _sorted(ops: pd.DataFrame) -> pd.DataFrame:
     """Operations by row, then order, then license name (stable): integer keys for NumPy's
     ``lexsort`` instead of a pandas sort on a text column (1.5M operations: ~5x faster)."""
-    keys = [ops["order"].to_numpy(), ops["row"].to_numpy()]
-    if by_license:
-        keys.insert(0, pd.factorize(ops["license"].to_numpy(dtype=object), sort=True)[0])
-    at = np.lexsort(keys)
+    rank = pd.factorize(ops["license"].to_numpy(dtype=object), sort=True)[0]
+    at = np.lexsort((rank, ops["order"].to_numpy(), ops["row"].to_numpy()))
     return ops.take(at).reset_index(drop=True)
 
 
@@ -293,49 +291,73 @@ def _changes(rows: Rows, existing: np.ndarray) -> pa.Array:
     return jsontext.members(keys, frags)
 
 
+@dataclass
+class _Block:
+    """Operations of one kind, as columns: row numbers, kind(s), license(s), order within a
+    row, and payloads as JSON text (null: none)."""
+
+    row: np.ndarray
+    op: np.ndarray
+    license: np.ndarray
+    order: np.ndarray
+    data: pa.Array
+
+
+def _block(
+    idx: pd.Index,
+    op: str | pd.Series,
+    data: pa.Array | None = None,
+    license: pd.Series | None = None,
+    order: pd.Series | int = -1,
+) -> _Block:
+    n = len(idx)
+
+    def column(value: str | pd.Series | None) -> np.ndarray:
+        if isinstance(value, pd.Series):
+            return value.to_numpy(dtype=object)
+        return np.full(n, value, dtype=object)
+
+    return _Block(
+        row=idx.to_numpy(dtype=np.int64),
+        op=column(op),
+        license=column(license),
+        order=np.full(n, order) if isinstance(order, int) else order.to_numpy(dtype=np.int64),
+        data=pa.nulls(n, jsontext.TEXT) if data is None else data,
+    )
+
+
 def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
     """The plan's operations for the ``valid`` rows, in file order (user op, then licenses).
 
-    Text columns stay Arrow-backed (``email``, ``data``): a million-row plan holds millions of
-    operations, and a Python string per cell would double the plan's memory."""
+    Built as column blocks, ordered once by a NumPy ``lexsort`` and gathered once: no frame
+    per kind, no concatenated copy. Text columns stay Arrow-backed (``email``, ``data``): a
+    million-row plan holds millions of operations, and a Python string per cell would double
+    the plan's memory."""
     ok = pd.Series(rows.index.isin(valid), index=rows.index)
-    parts: list[pd.DataFrame] = []
+    blocks: list[_Block] = []
     for mask, op in ((rows.add, "add_user"), (rows.claim, "claim_user")):
         take = (mask & ok).to_numpy()
-        parts.append(_user_ops(rows.index[take], op, _attributes(rows, take)))
+        blocks.append(_block(rows.index[take], op, _attributes(rows, take)))
     deleted = rows.index[(rows.deleting & rows.exists & ok).to_numpy()]
-    parts.append(_user_ops(deleted, "delete_user", None))
-    parts.append(_modify_ops(rows, ok))
+    blocks.append(_block(deleted, "delete_user"))
+    blocks.append(_modify_ops(rows, ok))
     lic = rows.license_ops[rows.license_ops["row"].isin(valid)]
-    parts.append(_user_ops(pd.Index(lic["row"]), lic["op"], None, lic["license"], lic["order"]))
-    parts = [p for p in parts if len(p)]
-    if not parts:
+    blocks.append(_block(pd.Index(lic["row"]), lic["op"], None, lic["license"], lic["order"]))
+    blocks = [b for b in blocks if len(b.row)]
+    if not blocks:
         return empty_operations()
-    ops = pd.concat(parts, ignore_index=True)
-    ops = _sorted(ops, by_license=False)
-    ops["row"] = ops["row"].astype("int64")
-    ops["email"] = _emails_at(rows, ops["row"].to_numpy())
-    return ops[PLAN_COLUMNS]
-
-
-def _user_ops(
-    idx: pd.Index,
-    op: str | pd.Series,
-    data: pa.Array | None,
-    license: pd.Series | None = None,
-    order: pd.Series | int = -1,
-) -> pd.DataFrame:
-    """One frame of operations; ``data`` the payloads as JSON text (None: no payload)."""
-    n = len(idx)
-    payload = pa.nulls(n, jsontext.TEXT) if data is None else data
+    row = np.concatenate([b.row for b in blocks])
+    at = np.lexsort((np.concatenate([b.order for b in blocks]), row))
+    data = pa.concat_arrays([b.data for b in blocks]).take(pa.array(at))
     return pd.DataFrame(
         {
-            "row": idx.to_numpy(),
-            "op": op if isinstance(op, str) else op.to_numpy(),
-            "license": None if license is None else license.to_numpy(),
-            "data": payload.to_pandas(),
-            "order": order if isinstance(order, int) else order.to_numpy(),
-        }
+            "op": np.concatenate([b.op for b in blocks])[at],
+            "row": row[at],
+            "email": _emails_at(rows, row[at]),
+            "license": np.concatenate([b.license for b in blocks])[at],
+            "data": pd.Series(data.to_pandas().array, dtype="str"),
+        },
+        columns=PLAN_COLUMNS,
     )
 
 
@@ -358,12 +380,12 @@ def _attributes(rows: Rows, take: np.ndarray) -> pa.Array:
     return jsontext.concat('{"attributes": {', pc.fill_null(inner, ""), "}}")
 
 
-def _modify_ops(rows: Rows, ok: pd.Series) -> pd.DataFrame:
+def _modify_ops(rows: Rows, ok: pd.Series) -> _Block:
     existing = (rows.exists & ~rows.deleting & ok).to_numpy()
     inner = _changes(rows, existing)
     changed = pc.is_valid(inner).to_numpy(zero_copy_only=False)
     payload = jsontext.concat('{"changes": {', inner.filter(changed), "}}")
-    return _user_ops(rows.index[changed], "modify_user", payload)
+    return _block(rows.index[changed], "modify_user", payload)
 
 
 def make_plan(

@@ -34,11 +34,12 @@ def write_plan(path: Path, plan: Plan) -> None:
         "state_version": plan.state_version,
         "sha256": plan.sha256,
     }
-    lines = line_array(plan.operations)
+    ops = plan.operations
     with path.open("wb") as fh:
         fh.write((json.dumps({"plan": head}, ensure_ascii=False) + "\n").encode("utf-8"))
-        for start in range(0, len(lines), _CHUNK):
-            fh.write(_utf8_lines(lines.slice(start, _CHUNK)))
+        # Chunk by chunk: the lines of a million-row plan take as much memory as the plan.
+        for start in range(0, len(ops), _CHUNK):
+            fh.write(_utf8_lines(line_array(ops.iloc[start : start + _CHUNK])))
 
 
 def _utf8_lines(lines: pa.Array) -> pa.Buffer:
