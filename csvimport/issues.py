@@ -7,9 +7,11 @@ the description and the fix, for a whole set of rows at once (no per-row Python)
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
-from csvimport.masks import member
+from csvimport.masks import arrow_text
 from csvimport.model import ISSUE_COLUMNS, Severity, issues_frame
 
 # code -> (severity, what is wrong, phrased after "<Header> '<value>'")
@@ -145,16 +147,30 @@ class IssueBuilder:
 
 def duplicate_rows(keys: pd.Series) -> tuple[pd.Index, pd.Series]:
     """Rows of the second and later occurrences of each key, and for each the row of the
-    first occurrence. Only the keys that repeat are looked up: turning a million Arrow
-    strings into Python objects for a full lookup table cost 0.7 s a call."""
-    dup = keys.duplicated(keep="first").to_numpy()
+    first occurrence.
+
+    One pass of Arrow's hash kernel gives every key a code; the first position of each code
+    is a ``minimum.at`` over the positions (numpy, no Python per row). pandas' ``duplicated``
+    plus a lookup of the repeated keys hashed the strings twice (0.45 s for 1M emails)."""
+    codes = _codes(keys)
+    n = len(codes)
+    if n == 0:
+        return keys.index[:0], pd.Series(dtype="int64")
+    positions = np.arange(n)
+    first = np.full(int(codes.max()) + 1, n, dtype=np.int64)
+    np.minimum.at(first, codes, positions)
+    first_of_row = first[codes]
+    dup = first_of_row != positions
     rows = keys.index[dup]
     if len(rows) == 0:
         return rows, pd.Series(dtype="int64")
-    repeated = keys[dup]
-    firsts = keys[~dup & member(keys, repeated.drop_duplicates())]
-    lookup = pd.Series(firsts.index.to_numpy(), index=firsts.to_numpy())
-    return rows, pd.Series(repeated.map(lookup).to_numpy(), index=rows)
+    return rows, pd.Series(keys.index.to_numpy()[first_of_row[dup]], index=rows)
+
+
+def _codes(keys: pd.Series) -> np.ndarray:
+    """An integer per key, equal for equal keys (a missing key is a key of its own)."""
+    encoded = pc.dictionary_encode(arrow_text(keys), null_encoding="encode")
+    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def concat_issues(parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -31,14 +31,14 @@ def member(values: pd.Series | pd.Index, pool: Iterable[str] | pd.Series | pd.In
     Python scalar: half a second per call at 100k candidates, which the planner makes a dozen
     times over a million-row file.
     """
-    haystack = _arrow_text(pool)
+    haystack = arrow_text(pool)
     if len(haystack) == 0 or len(values) == 0:
         return np.zeros(len(values), dtype=bool)
-    found = pc.is_in(_arrow_text(values), value_set=haystack)
+    found = pc.is_in(arrow_text(values), value_set=haystack)
     return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _arrow_text(values: Iterable[str] | pd.Series | pd.Index) -> pyarrow.Array:
+def arrow_text(values: Iterable[str] | pd.Series | pd.Index) -> pyarrow.Array:
     """Any text column or collection as an Arrow large_string array."""
     if isinstance(values, (pd.Series, pd.Index)):
         try:
@@ -50,3 +50,71 @@ def _arrow_text(values: Iterable[str] | pd.Series | pd.Index) -> pyarrow.Array:
     if isinstance(arr, pyarrow.ChunkedArray):
         arr = arr.combine_chunks()
     return arr.cast(pyarrow.large_string())
+
+
+def contiguous_text(values: pd.Series) -> pyarrow.Array:
+    """A text column as one ``large_string`` array (no copy when it already is one)."""
+    arr = pyarrow.array(values.array)
+    if isinstance(arr, pyarrow.ChunkedArray):
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    return arr.cast(pyarrow.large_string())
+
+
+def byte_class(chars: str) -> np.ndarray:
+    """A 256-entry lookup of the (ASCII) ``chars``, for ``count_bytes``."""
+    table = np.zeros(256, dtype=bool)
+    table[[ord(c) for c in chars]] = True
+    return table
+
+
+DIGITS = byte_class("0123456789")
+
+
+def count_bytes(values: pyarrow.Array, table: np.ndarray) -> np.ndarray:
+    """Per cell, how many of its bytes ``table`` flags (vectorised over the data buffer).
+
+    The byte classes here are ASCII, whose bytes never occur inside a multi-byte UTF-8
+    character, so this counts characters: a regex-free test for simple patterns, several
+    times faster than RE2 run cell by cell."""
+    offsets = _offsets(values)
+    out = np.zeros(len(values), dtype=np.int64)
+    data = values.buffers()[2]
+    if len(values) == 0 or data is None or offsets[-1] == offsets[0]:
+        return out
+    hit = table[np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]]
+    filled = offsets[1:] > offsets[:-1]
+    # each cell's segment runs to the next non-empty cell's start: empty cells add nothing
+    out[filled] = np.add.reduceat(hit, offsets[:-1][filled] - offsets[0], dtype=np.int64)
+    return out
+
+
+def byte_lengths(values: pyarrow.Array) -> np.ndarray:
+    offsets = _offsets(values)
+    return np.asarray(offsets[1:] - offsets[:-1])
+
+
+def first_bytes(values: pyarrow.Array) -> np.ndarray:
+    """Each cell's first byte (0 for an empty cell)."""
+    offsets = _offsets(values)
+    out = np.zeros(len(values), dtype=np.uint8)
+    filled = offsets[1:] > offsets[:-1]
+    data = values.buffers()[2]
+    if data is not None and filled.any():
+        out[filled] = np.frombuffer(data, dtype=np.uint8)[offsets[:-1][filled]]
+    return out
+
+
+def fullmatch_where(values: pyarrow.Array, where: np.ndarray, pattern: str) -> np.ndarray:
+    """``pattern`` fully matched, tried only on the cells of ``where`` (False elsewhere)."""
+    out = np.zeros(len(values), dtype=bool)
+    if where.any():
+        found = pc.match_substring_regex(values.filter(pyarrow.array(where)), f"^(?:{pattern})$")
+        out[where] = np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+    return out
+
+
+def _offsets(values: pyarrow.Array) -> np.ndarray:
+    """The value offsets of a ``large_string`` array as numpy (no copy)."""
+    buf = values.buffers()[1]
+    start = values.offset
+    return np.frombuffer(buf, dtype=np.int64)[start : start + len(values) + 1]

@@ -118,8 +118,9 @@ def _csv_fields(values: pd.Series, delimiter: str, alone: bool = False) -> pa.Ar
 
 def _arrow_text(values: pd.Series) -> pa.Array:
     """The column as one large_string array, as ``str`` would write each cell ("" for NA)."""
-    text = values.astype(object).fillna("").astype("str")
-    arr = pa.array(text.array)
+    if not isinstance(values.dtype, pd.StringDtype):  # Arrow-backed text is used as it is
+        values = values.astype(object).fillna("").astype("str")
+    arr = pa.array(values.array)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     return pc.fill_null(arr.cast(pa.large_string()), "")
