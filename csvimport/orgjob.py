@@ -18,7 +18,7 @@ import pandas as pd
 from csvimport import engine as eng
 from csvimport.catalog import Catalog
 from csvimport.model import FileRejected, Issue, Options, Result, Status, Table, UsageError
-from csvimport.plan import make_plan
+from csvimport.plan import ORG_USER_COLUMNS, make_plan
 from csvimport.store import jobs
 from csvimport.store.snapshot import OrgNotFound, OrgSnapshot, load_snapshot
 from csvimport.validate import validate
@@ -108,6 +108,7 @@ def _plan(job: OrgJob) -> None:
     progress("validate", 0, len(table.frame))
     with timer.stage("validate"):
         checked = validate(table, cat, options.mode, current=snap.users)
+    snap = snap.narrowed(ORG_USER_COLUMNS)  # the rows carry the users they are about now
     progress("plan", 0, len(table.frame))
     with timer.stage("plan"):
         plan, issues, _rows = make_plan(checked, snap, cat, options.mode, result.sha256)

@@ -31,6 +31,9 @@ from csvimport.validate import Validated, compact_phone
 
 BOOL_TEXT = {True: "TRUE", False: "FALSE"}
 MAX_PASSES = 6
+# The columns of the org's users (not of the file's rows) that planning reads: numbers,
+# extensions, seats and administrators are counted over the whole org.
+ORG_USER_COLUMNS = ("phone_number", "extension", "location", "role", "package")
 
 
 @dataclass
