@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -374,3 +375,52 @@ def test_snapshot_reads_extra_fields(engine: Engine, acme: str) -> None:
     users = load_snapshot(engine, acme).users
     assert users.loc["anna@acme.example", "cost_center"] == "4711"
     assert set(users["cost_center"].drop("anna@acme.example")) == {""}
+
+
+def test_snapshot_is_read_again_when_a_commit_lands_during_the_read(
+    engine: Engine, acme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The licenses are read on a second connection: a change committed meanwhile must not
+    leave a snapshot that mixes two states of the org."""
+    from csvimport.store import snapshot as snapshot_mod
+    from csvimport.store.models import Org, User
+
+    real_side, real_settings = snapshot_mod._side_tables, snapshot_mod._settings
+    settings_read = threading.Event()
+    commits: list[int] = []
+
+    def settings_then_signal(conn: Any, org_id: str) -> Any:
+        found = real_settings(conn, org_id)
+        settings_read.set()  # the main connection now reads version 1 of the org
+        return found
+
+    def side_after_a_commit(eng: Engine, org_id: str) -> Any:
+        if not commits:
+            assert settings_read.wait(10)
+            with transaction(eng) as conn:
+                conn.execute(
+                    update(User)
+                    .where(User.org_id == org_id, User.email == "anna@acme.example")
+                    .values(title="Changed meanwhile")
+                )
+                conn.execute(
+                    update(Org).where(Org.id == org_id).values(state_version=Org.state_version + 1)
+                )
+            commits.append(1)
+        return real_side(eng, org_id)
+
+    monkeypatch.setattr(snapshot_mod, "_side_tables", side_after_a_commit)
+    monkeypatch.setattr(snapshot_mod, "_settings", settings_then_signal)
+    snap = load_snapshot(engine, acme)
+    assert commits and snap.state_version == 2
+    assert snap.users.loc["anna@acme.example", "title"] == "Changed meanwhile"
+
+
+def test_snapshot_of_an_org_that_never_stops_changing_is_refused(
+    engine: Engine, acme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from csvimport.store import snapshot as snapshot_mod
+
+    monkeypatch.setattr(snapshot_mod, "_version", lambda eng, org_id: -1)
+    with pytest.raises(StaleOrBusy, match="changed 3 times while it was being read"):
+        load_snapshot(engine, acme)

@@ -92,7 +92,10 @@ def _sqlite_packed(conn: Connection, stmt: Any) -> pd.DataFrame | None:
     text = pyarrow.LargeStringArray.from_buffers(
         1, pyarrow.array([0, len(blob)], type=pyarrow.int64()).buffers()[1], pyarrow.py_buffer(blob)
     )
-    text.validate(full=True)  # UTF-8, as SQLite stored it
+    try:
+        text.validate(full=True)  # SQLite stores whatever bytes it was given as text
+    except pyarrow.ArrowInvalid:
+        return None  # not UTF-8: the plain path decodes it as sqlite3 does
     flat = pc.list_flatten(pc.split_pattern(text, SEPARATOR))
     if len(flat) != count * width:
         return None  # a cell holds a separator itself

@@ -21,6 +21,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Connection, Engine, Text, case, cast, func, literal, select
 
 from csvimport.masks import member
+from csvimport.model import StaleOrBusy
 from csvimport.store.arrowfetch import fetch_frame
 from csvimport.store.db import transaction
 from csvimport.store.models import (
@@ -109,35 +110,32 @@ def load_snapshot(
     ``emails`` (lowercase) limits the cross-org lookups (``free_accounts``,
     ``other_org_emails``) to those emails; None fetches them all.
 
-    The big selects run on two connections at once (the users; the licenses and numbers):
-    SQLite and the Arrow kernels release the GIL, so a 2-core machine reads a 1M-user org in
-    about half the time. Each connection reads its own committed state, so the org's
-    ``state_version`` is read on both and the whole read is repeated when a commit slipped in
-    between (every change of an org's state bumps its version in the same transaction).
+    The big selects run on more than one connection: the users beside the licenses and
+    numbers (SQLite and the Arrow kernels release the GIL, so two cores read a 1M-user org in
+    about half the time), and on PostgreSQL each ADBC select has a connection of its own. So
+    the org's ``state_version`` is read again once everything is in, and the read is repeated
+    when it moved: every committed change of an org bumps its version in the same
+    transaction, so an unchanged version means every select saw the same state.
     """
     wanted = None if emails is None else _unique(emails)
-    for _ in range(_ATTEMPTS - 1):
+    for _ in range(_ATTEMPTS):
         snap = _read(engine, org_id, wanted)
-        if snap is not None:
+        if _version(engine, org_id) == snap.state_version:
             return snap
-    return _read(engine, org_id, wanted, parallel=False) or _never()
+    raise StaleOrBusy(
+        f"the org {org_id} changed {_ATTEMPTS} times while it was being read: try again once "
+        "the other jobs on it are done"
+    )
 
 
-def _read(
-    engine: Engine, org_id: str, wanted: pd.Series | None, parallel: bool = True
-) -> OrgSnapshot | None:
-    """One attempt; None when the two connections saw different versions of the org."""
+def _read(engine: Engine, org_id: str, wanted: pd.Series | None) -> OrgSnapshot:
+    """One attempt: the users here, the licenses and numbers on a second connection."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        side = pool.submit(_side_tables, engine, org_id) if parallel else None
+        side = pool.submit(_side_tables, engine, org_id)
         with transaction(engine, write=False) as conn:
             settings = _settings(conn, org_id)
             users = _users(conn, org_id)
-            if side is None:
-                version, licenses, numbers = _side_tables_on(conn, org_id)
-            else:
-                version, licenses, numbers = side.result()
-            if version != settings.state_version:
-                return None
+            licenses, numbers = side.result()
             return OrgSnapshot(
                 settings=settings,
                 users=users,
@@ -151,31 +149,27 @@ def _read(
             )
 
 
-def _never() -> OrgSnapshot:
-    raise AssertionError("a snapshot read on one connection is always consistent")
-
-
-def _side_tables(engine: Engine, org_id: str) -> tuple[int, pd.DataFrame, pd.DataFrame]:
+def _version(engine: Engine, org_id: str) -> int | None:
     with transaction(engine, write=False) as conn:
-        return _side_tables_on(conn, org_id)
+        return conn.execute(select(Org.state_version).where(Org.id == org_id)).scalar()
 
 
-def _side_tables_on(conn: Connection, org_id: str) -> tuple[int, pd.DataFrame, pd.DataFrame]:
-    """The org's version, its user licenses and its numbers, read in ``conn``'s transaction."""
-    version = conn.execute(select(Org.state_version).where(Org.id == org_id)).scalar()
-    licenses = _frame(
-        conn,
-        select(UserLicense.email, UserLicense.license)
-        .where(UserLicense.org_id == org_id)
-        .order_by(UserLicense.email, UserLicense.license),
-    )
-    numbers = _frame(
-        conn,
-        select(Number.number, _text(Number.location), _text(Number.email))
-        .where(Number.org_id == org_id)
-        .order_by(Number.number),
-    )
-    return (-1 if version is None else int(version)), licenses, numbers
+def _side_tables(engine: Engine, org_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The org's user licenses and its numbers, read in a transaction of their own."""
+    with transaction(engine, write=False) as conn:
+        licenses = _frame(
+            conn,
+            select(UserLicense.email, UserLicense.license)
+            .where(UserLicense.org_id == org_id)
+            .order_by(UserLicense.email, UserLicense.license),
+        )
+        numbers = _frame(
+            conn,
+            select(Number.number, _text(Number.location), _text(Number.email))
+            .where(Number.org_id == org_id)
+            .order_by(Number.number),
+        )
+        return licenses, numbers
 
 
 def _unique(emails: pd.Series | Sequence[str]) -> pd.Series:
