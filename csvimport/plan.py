@@ -266,31 +266,35 @@ def _literals(rows: Rows, fid: str, values: pa.Array) -> pa.Array:
     return pc.if_else(blank, jsontext.NULL, jsontext.string_literals(values))
 
 
-def _old_text(rows: Rows, fid: str) -> pd.Series:
+def _old_text(rows: Rows, fid: str) -> pa.Array:
     """The user's current value of ``fid`` per row, as ``values`` would hold it ("" none)."""
-    old = rows.cur[fid].fillna("").astype("str")
-    return normalise_phone(old) if rows.cat.fields[fid].type == "phone" else old
+    if rows.cat.fields[fid].type == "phone":
+        return jsontext.as_text(normalise_phone(rows.cur[fid].fillna("")))
+    return pc.fill_null(jsontext.as_text(rows.cur[fid]), "")
 
 
 def _changes(rows: Rows, existing: np.ndarray) -> pa.Array:
     """Per row, the JSON members of its ``changes`` payload (``"field": {"from", "to"}`` for
-    each non-blank cell that differs from the stored value); null where nothing changes."""
+    each non-blank cell that differs from the stored value); null where nothing changes.
+    Literals are built for the changed cells only, then put back in place."""
     keys, frags = [], []
+    nothing = pa.nulls(len(rows.index), jsontext.TEXT)
     for fid in rows.values.columns:
         if fid == "email" or fid not in rows.cur:
             continue
-        new = rows.values[fid]
-        old = _old_text(rows, fid)
-        mask = existing & (new != "").to_numpy() & (new != old).to_numpy()
+        new, old = jsontext.as_text(rows.values[fid]), _old_text(rows, fid)
+        differs = pc.and_(pc.not_equal(new, ""), pc.not_equal(new, old))
+        mask = existing & pc.fill_null(differs, False).to_numpy(zero_copy_only=False)
         if not mask.any():
             continue
-        to = _literals(rows, fid, jsontext.as_text(new))
-        frm = pc.fill_null(_literals(rows, fid, jsontext.as_text(old)), "null")
+        at = pa.array(mask)
+        to = _literals(rows, fid, new.filter(at))
+        frm = pc.fill_null(_literals(rows, fid, old.filter(at)), "null")
         frag = jsontext.concat('{"from": ', frm, ', "to": ', to, "}")
         keys.append(fid)
-        frags.append(pc.if_else(pa.array(mask), frag, jsontext.NULL))
+        frags.append(pc.replace_with_mask(nothing, at, frag))
     if not keys:
-        return pa.nulls(len(rows.index), jsontext.TEXT)
+        return nothing
     return jsontext.members(keys, frags)
 
 
