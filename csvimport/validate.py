@@ -16,6 +16,7 @@ is checked on its own cells. This module never touches the database.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +26,15 @@ import pyarrow.compute as pc
 
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, duplicate_rows
-from csvimport.masks import is_true, member
+from csvimport.masks import (
+    byte_bits,
+    byte_lengths,
+    contiguous_text,
+    first_bytes,
+    fullmatch_where,
+    is_true,
+    member,
+)
 from csvimport.model import ISSUE_COLUMNS, Mode, Table
 
 # Email: dot-atom local part (checked for <= 64 characters apart), a dotted host name.
@@ -93,29 +102,116 @@ _FORMAT_CODES = {
 }
 
 
-def _acceptable(ftype: str, text: pd.Series, plain: pd.Series | None) -> np.ndarray:
+def _acceptable(ftype: str, text: pd.Series, numbers: _Numbers | None) -> np.ndarray:
     """Cells of a field of type ``ftype`` in an acceptable format: blank ("no change";
     ``missing_email`` says the rest), an address with at most 64 characters before the @,
-    E.164 once the separators are removed (``plain``), or 2 to 10 digits."""
+    E.164 once the separators are removed, or 2 to 10 digits. ``numbers``: the phone
+    (compacted) or extension column's byte profile."""
     if ftype == "email":
         ok = text.str.fullmatch(EMAIL_RE) & ~text.str.contains(r"^[^@]{65,}@", regex=True)
-    elif ftype == "phone":
-        assert plain is not None
-        ok = plain.str.fullmatch(E164_RE)
+        return ((text == "") | ok).to_numpy(dtype=bool)
+    assert numbers is not None
+    if ftype == "phone":
+        found = numbers.digits(E164_RE, True, 8, 15)
     else:
-        ok = text.str.fullmatch(EXTENSION_RE)
-    return ((text == "") | ok).to_numpy(dtype=bool)
+        found = numbers.digits(EXTENSION_RE, False, 2, 10)
+    blank: np.ndarray = (text == "").to_numpy(dtype=bool)
+    return np.asarray(blank | found, dtype=bool)
 
 
 def compact_phone(values: pd.Series) -> pd.Series:
-    """Phone numbers without spaces, dashes, dots, slashes and brackets.
+    """Phone numbers without spaces, dashes, dots, slashes and brackets."""
+    return _compact(_Numbers.of(values), values.index)
 
-    Arrow's RE2 kernel directly: pandas' ``str.replace`` falls back to Python's ``re`` for
-    this pattern and is 2.5x slower on a million cells."""
-    arrow = pyarrow.array(values.array)
-    return pd.Series(
-        pc.replace_substring_regex(arrow, PHONE_SEPARATORS, ""), index=values.index, dtype="str"
-    )
+
+def _compact(numbers: _Numbers, index: pd.Index) -> pd.Series:
+    """Arrow's RE2 replace, run only on the cells that hold a separator: most numbers have
+    none, and RE2 cell by cell cost ~0.2 s per million cells even when it replaced nothing
+    (pandas' ``str.replace`` would fall back to Python's ``re``: 2.5x slower again)."""
+    arrow = numbers.text
+    has = pyarrow.array((numbers.bits & _SEPARATOR) != 0)
+    if pc.any(has).as_py():
+        part = pc.replace_substring_regex(arrow.filter(has), PHONE_SEPARATORS, "")
+        arrow = pc.replace_with_mask(arrow, has, part)
+    return pd.Series(arrow, index=index, dtype="str")
+
+
+# Byte classes of the number checks. RE2's \s in PHONE_SEPARATORS is ASCII [\t\n\f\r ];
+# every MANGLED_RE match holds one of . , e E.
+_OTHER, _PLUS, _NON_ASCII, _MARK, _SEPARATOR = 1, 2, 4, 8, 16
+
+
+def _byte_classes() -> np.ndarray:
+    bits = np.full(256, _OTHER, dtype=np.uint8)
+    bits[ord("0") : ord("9") + 1] = 0
+    bits[ord("+")] = _PLUS
+    bits[0x80:] = _NON_ASCII
+    bits[[ord(c) for c in ".,eE"]] |= _MARK
+    bits[[ord(c) for c in "\t\n\f\r -.()[]/"]] |= _SEPARATOR
+    return bits
+
+
+_CLASSES = _byte_classes()
+
+
+@dataclass
+class _Numbers:
+    """A number column as one Arrow array and, per cell, the byte classes it holds, its
+    length in bytes and its first byte: one pass over the bytes answers the format checks."""
+
+    text: pyarrow.Array
+    bits: np.ndarray
+    length: np.ndarray
+    first: np.ndarray
+
+    @classmethod
+    def of(cls, values: pd.Series) -> _Numbers:
+        text = contiguous_text(values)
+        return cls(text, byte_bits(text, _CLASSES), byte_lengths(text), first_bytes(text))
+
+    def digits(self, pattern: str, plus: bool, least: int, most: int) -> np.ndarray:
+        """``pattern`` fully matched: ``\\+\\d{least,most}`` with ``plus``, else
+        ``\\d{least,most}``."""
+        extra = 1 if plus else 0
+        ok = (self.length >= least + extra) & (self.length <= most + extra)
+        ok &= (self.bits & (_OTHER | _NON_ASCII)) == 0
+        if plus:  # exactly one +, in front
+            ok &= (self.first == ord("+")) & (pc.count_substring(self.text, "+").to_numpy() == 1)
+        else:
+            ok &= (self.bits & _PLUS) == 0
+        return self._python_on_non_ascii(pattern, ok)
+
+    def mangled(self) -> np.ndarray:
+        """``MANGLED_RE`` fully matched; RE2 runs only on ASCII cells holding . , e or E."""
+        marked = (self.bits & (_MARK | _NON_ASCII)) == _MARK
+        return self._python_on_non_ascii(MANGLED_RE, fullmatch_where(self.text, marked, MANGLED_RE))
+
+    def _python_on_non_ascii(self, pattern: str, ok: np.ndarray) -> np.ndarray:
+        """``ok`` with its non-ASCII cells (rare in a number field) decided by Python's
+        ``re.fullmatch``: pandas sends such columns to ``re``, whose ``\\d`` is Unicode-aware,
+        so the answers stay those of the pandas checks this replaced."""
+        odd = (self.bits & _NON_ASCII) != 0
+        if odd.any():
+            regex = re.compile(pattern)
+            cells = self.text.filter(pyarrow.array(odd)).to_pylist()
+            ok[odd] = [regex.fullmatch(c) is not None for c in cells]
+        return ok
+
+
+def _is_phone(fid: str, catalog: Catalog) -> bool:
+    return catalog.fields[fid].type == "phone"
+
+
+def _checked_numbers(
+    numbers: dict[str, _Numbers], phones: dict[str, pd.Series]
+) -> dict[str, _Numbers]:
+    """The byte profiles the format checks read: a phone's compacted text (profiled again
+    only when compacting changed a cell), an extension's own."""
+    out = dict(numbers)
+    for fid, plain in phones.items():
+        if ((numbers[fid].bits & _SEPARATOR) != 0).any():
+            out[fid] = _Numbers.of(plain)
+    return out
 
 
 def _format_issues(
@@ -123,17 +219,17 @@ def _format_issues(
     catalog: Catalog,
     b: IssueBuilder,
     mangled: dict[str, np.ndarray],
-    phones: dict[str, pd.Series],
+    numbers: dict[str, _Numbers],
 ) -> None:
     """Each cell's format by its field's type, one mask per check; a cell already reported
-    as ``number_mangled`` gets no second issue. ``phones``: the phone fields compacted.
+    as ``number_mangled`` gets no second issue. ``numbers``: ``_checked_numbers``.
     (A pandera schema did this before: its failure-case bookkeeping and import cost ~0.5 s
     at 1M rows for no rule of its own.)"""
     for fid in cells.columns:
         ftype = catalog.fields[fid].type
         if ftype not in _FORMAT_CODES:
             continue
-        bad = ~_acceptable(ftype, cells[fid], phones.get(fid))
+        bad = ~_acceptable(ftype, cells[fid], numbers.get(fid))
         if fid in mangled:
             bad &= ~mangled[fid]
         code = _FORMAT_CODES[ftype]
@@ -141,21 +237,19 @@ def _format_issues(
 
 
 def _mangled_issues(
-    table: Table, cells: pd.DataFrame, catalog: Catalog, b: IssueBuilder
+    table: Table, catalog: Catalog, numbers: dict[str, _Numbers], index: pd.Index, b: IssueBuilder
 ) -> dict[str, np.ndarray]:
-    """``number_mangled``: a phone stored as a number, or any number in scientific/fraction
-    form. Returns the mask of the rows it reported, per field."""
+    """``number_mangled``: a phone stored as a number, or any number (the phone and
+    extension fields, ``numbers``) in scientific/fraction form. Returns the mask of the
+    rows it reported, per field."""
     out: dict[str, np.ndarray] = {}
-    for fid in cells.columns:
-        ftype = catalog.fields[fid].type
-        if ftype not in ("phone", "extension"):
-            continue
-        mask = cells[fid].str.fullmatch(MANGLED_RE)
+    for fid, profile in numbers.items():
+        mask = profile.mangled()
         col = table.column_for(fid)
-        if ftype == "phone" and table.numeric is not None and col is not None:
-            mask |= table.numeric[col.index].astype(bool) & (cells[fid] != "")
-        out[fid] = mask.to_numpy(dtype=bool)
-        b.cells(cells.index[out[fid]], fid, "number_mangled", FIX["number_mangled"])
+        if _is_phone(fid, catalog) and table.numeric is not None and col is not None:
+            mask |= table.numeric[col.index].to_numpy(dtype=bool) & (profile.length > 0)
+        out[fid] = mask
+        b.cells(index[mask], fid, "number_mangled", FIX["number_mangled"])
     return out
 
 
@@ -226,11 +320,14 @@ def validate(
     email = cells["email"] if "email" in cells else pd.Series("", index=cells.index)
     b = IssueBuilder(cells, headers, email)
     _email_presence(cells, b)
-    mangled = _mangled_issues(table, cells, catalog, b)
-    phones = {
-        f: compact_phone(cells[f]) for f in cells.columns if catalog.fields[f].type == "phone"
+    numbers = {
+        f: _Numbers.of(cells[f])
+        for f in cells.columns
+        if catalog.fields[f].type in ("phone", "extension")
     }
-    _format_issues(cells, catalog, b, mangled, phones)
+    mangled = _mangled_issues(table, catalog, numbers, cells.index, b)
+    phones = {f: _compact(n, cells.index) for f, n in numbers.items() if _is_phone(f, catalog)}
+    _format_issues(cells, catalog, b, mangled, _checked_numbers(numbers, phones))
     flags = _flags(table, catalog, b)
     row_package = _row_package(flags, catalog, cells.index, b)
     _suspended(table, flags, b)

@@ -260,3 +260,54 @@ def test_xlsx_number_cells(tmp_path: Path) -> None:
     ext = result.table.frame[H.index("Extension")]
     assert list(ext) == ["1001", "0042"]
     assert (tmp_path / "rep" / "rejected.xlsx").exists()
+
+
+NUMBER_CELLS = [
+    "1001",
+    "12",
+    "1",
+    "12345678901",
+    "10a",
+    "",
+    "+4930123456",
+    "+49 30 123456",
+    "4.477E+20",
+    "1,5",
+    "1.5",
+    "+1e5",
+    "-1e3",
+    "e5",
+    "1e",
+    "(030) 1234-56",
+    "+49/30[12]34.56",
+    "+1234567",
+    "+123456789012345",
+    "+1234567890123456",
+    "++49301234",
+    "49301234+",
+    "1.5.5",
+    "0012",
+]
+NON_ASCII_CELLS = ["١٢٣٤", "12é", "+١٢٣٤٥٦٧٨٩", "١,٥", "١e٥", "+49 30 ١٢٣٤٥٦"]
+
+
+@pytest.mark.parametrize("cells", [NUMBER_CELLS, NUMBER_CELLS + NON_ASCII_CELLS])
+def test_byte_checks_agree_with_pandas_regexes(cells: list[str]) -> None:
+    """The regex-free number checks give pandas' own answers, including its Python-``re``
+    fallback (Unicode ``\\d``) on columns with non-ASCII text."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from csvimport import validate as v
+
+    s = pd.Series(cells, index=range(2, 2 + len(cells)), dtype="str")
+    plain = v.compact_phone(s)
+    arrow = pc.replace_substring_regex(pa.array(s.array), v.PHONE_SEPARATORS, "")
+    assert plain.tolist() == pd.Series(arrow, dtype="str").tolist()
+    phone = ((s == "") | plain.str.fullmatch(v.E164_RE)).to_numpy(dtype=bool)
+    extension = ((s == "") | s.str.fullmatch(v.EXTENSION_RE)).to_numpy(dtype=bool)
+    assert v._acceptable("phone", s, v._Numbers.of(plain)).tolist() == phone.tolist()
+    assert v._acceptable("extension", s, v._Numbers.of(s)).tolist() == extension.tolist()
+    mangled = s.str.fullmatch(v.MANGLED_RE).to_numpy(bool)
+    assert v._Numbers.of(s).mangled().tolist() == mangled.tolist()
