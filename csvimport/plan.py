@@ -34,6 +34,8 @@ MAX_PASSES = 6
 # The columns of the org's users (not of the file's rows) that planning reads: numbers,
 # extensions, seats and administrators are counted over the whole org.
 ORG_USER_COLUMNS = ("phone_number", "extension", "location", "role", "package")
+# The columns of the validated "after the row" view that planning reads.
+AFTER_COLUMNS = ("location", "package")
 
 
 @dataclass
