@@ -14,7 +14,7 @@ import pyarrow
 import pyarrow.compute as pc
 
 from csvimport.catalog import Catalog
-from csvimport.issues import IssueBuilder, duplicate_rows
+from csvimport.issues import IssueBuilder, codes_of, duplicate_codes
 from csvimport.jsontext import as_text
 from csvimport.masks import is_false
 from csvimport.model import Mode
@@ -181,8 +181,10 @@ def _duplicate_extensions(
     ext = cells["extension"]
     used = live & (ext != "").to_numpy()
     location = after["location"][used]
-    key = location.str.lower() + "\x00" + ext[used]
-    rows, firsts = duplicate_rows(key)
+    # the pair (location, extension) as one integer: two short hashes, no joined strings
+    place, number = codes_of([location.str.lower(), ext[used]])
+    pair = place * (int(number.max(initial=0)) + 1) + number
+    rows, firsts = duplicate_codes(pair, location.index)
     if len(rows) == 0:
         return
     where = location[rows]

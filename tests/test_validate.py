@@ -311,3 +311,23 @@ def test_byte_checks_agree_with_pandas_regexes(cells: list[str]) -> None:
     assert v._acceptable("extension", s, v._Numbers.of(s)).tolist() == extension.tolist()
     mangled = s.str.fullmatch(v.MANGLED_RE).to_numpy(bool)
     assert v._Numbers.of(s).mangled().tolist() == mangled.tolist()
+
+
+def test_boolean_words_are_the_lowercased_lookup() -> None:
+    """The spelling lookup finds what lowercasing every cell and looking it up found."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from csvimport import catalog as catalog_mod
+    from csvimport import validate as v
+
+    cat = catalog_mod.default()
+    words = sorted(cat.true_words | cat.false_words)
+    odd = ["", "x", "tRuE", "Wahr", "FALSKT", "ＴＲＵＥ", "\u212aS", "İ", "1", "0", "yes ", "No"]
+    cells = odd + [f(w) for w in words for f in (str, str.upper, str.title, str.swapcase)]
+    text = pa.array(cells, pa.large_string())
+    folded = pd.Series(pc.utf8_lower(text), dtype="str")
+    is_true, is_false = v._boolean_words(text, cat)
+    assert is_true.tolist() == folded.isin(cat.true_words).tolist()
+    assert is_false.tolist() == folded.isin(cat.false_words).tolist()
