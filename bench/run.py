@@ -308,7 +308,21 @@ def plan(ctx: Context, rows: int) -> list[Result]:
 
     result = repeat(ctx, "plan sqlite", rows, cmd, check=summary_note)
     result.baseline = "bare_read"
+    _rules_cost(users, db)
     return [load, result]
+
+
+def _rules_cost(users: Path, db: str) -> None:
+    """Issue 4's figure: the plan stage with and without the org rules (``bench/rules.py``)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.rules", str(users), db, "--runs", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in (proc.stdout or proc.stderr).strip().splitlines()[-3:]:
+        print(f"  {line}", flush=True)
 
 
 def _ok(sample: Sample, what: str) -> str:
