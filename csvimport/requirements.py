@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, codes_of, duplicate_codes
 from csvimport.jsontext import as_text
-from csvimport.masks import is_false
+from csvimport.masks import byte_bits, contiguous_text, is_false
 from csvimport.model import Mode
 
 
@@ -158,18 +158,28 @@ def _names(after: pd.DataFrame, calling: np.ndarray, catalog: Catalog, b: IssueB
     """``invalid_name``: over the length limit or a forbidden character, calling packages only."""
     if not calling.any():
         return
-    forbidden = "[" + "".join("\\" + c if c in "\\]^-" else c for c in catalog.name_forbidden) + "]"
     limit = catalog.name_max_length
     for fid in ("first_name", "last_name"):
         text = after[fid]
-        bad = (text.str.len() > limit) | text.str.contains(forbidden, regex=True)
+        bad = (text.str.len() > limit).to_numpy(dtype=bool) | _has_any(text, catalog.name_forbidden)
         b.cells(
-            after.index[calling & bad.to_numpy()],
+            after.index[calling & bad],
             fid,
             "invalid_name",
             f"use at most {limit} characters and none of {catalog.name_forbidden}",
             values=text,
         )
+
+
+def _has_any(text: pd.Series, chars: str) -> np.ndarray:
+    """Cells holding any of ``chars``: for ASCII ``chars`` one byte lookup over the column
+    (their bytes never occur inside a multi-byte character), else a regex character class."""
+    if chars.isascii():
+        table = np.zeros(256, dtype=np.uint8)
+        table[[ord(c) for c in chars]] = 1
+        return np.asarray(byte_bits(contiguous_text(text), table) != 0)
+    forbidden = "[" + "".join("\\" + c if c in "\\]^-" else c for c in chars) + "]"
+    return text.str.contains(forbidden, regex=True).to_numpy(dtype=bool)
 
 
 def _duplicate_extensions(

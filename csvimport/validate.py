@@ -108,8 +108,8 @@ def _acceptable(ftype: str, text: pd.Series, numbers: _Numbers | None) -> np.nda
     E.164 once the separators are removed, or 2 to 10 digits. ``numbers``: the phone
     (compacted) or extension column's byte profile."""
     if ftype == "email":
-        ok = text.str.fullmatch(EMAIL_RE) & ~text.str.contains(r"^[^@]{65,}@", regex=True)
-        return ((text == "") | ok).to_numpy(dtype=bool)
+        ok = text.str.fullmatch(EMAIL_RE).to_numpy(dtype=bool) & ~_long_local_part(text)
+        return np.asarray((text == "").to_numpy(dtype=bool) | ok, dtype=bool)
     assert numbers is not None
     if ftype == "phone":
         found = numbers.digits(E164_RE, True, 8, 15)
@@ -117,6 +117,17 @@ def _acceptable(ftype: str, text: pd.Series, numbers: _Numbers | None) -> np.nda
         found = numbers.digits(EXTENSION_RE, False, 2, 10)
     blank: np.ndarray = (text == "").to_numpy(dtype=bool)
     return np.asarray(blank | found, dtype=bool)
+
+
+def _long_local_part(text: pd.Series) -> np.ndarray:
+    """More than 64 characters before the @: searched only in cells of 66 bytes or more."""
+    arrow = contiguous_text(text)
+    found = np.zeros(len(arrow), dtype=bool)
+    long = byte_lengths(arrow) >= 66
+    if long.any():
+        hits = pc.match_substring_regex(arrow.filter(pyarrow.array(long)), r"^[^@]{65,}@")
+        found[long] = np.asarray(hits.to_numpy(zero_copy_only=False), dtype=bool)
+    return found
 
 
 def compact_phone(values: pd.Series) -> pd.Series:
