@@ -2,9 +2,10 @@
 
 Two layers, both vectorised over the whole file (no per-row Python):
 
-* each cell's format, by the type the catalogue gives its field (email syntax, booleans,
-  phone numbers, extensions), is one vectorised mask per check; the failing rows become
-  issues, keyed by the DataFrame index, which is the spreadsheet row number;
+* a pandera schema built from the catalogue checks each cell's format by its field's type
+  (email syntax, phone numbers, extensions; booleans are parsed by ``_flags``); each check is
+  one vectorised mask over the column, and its lazy failure cases become issues, keyed by
+  the DataFrame index, which is the spreadsheet row number;
 * cross-row and requirement rules (duplicates, one package, per-package required cells,
   names for calling packages) run as pandas expressions.
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
 
@@ -225,6 +227,29 @@ def _checked_numbers(
     return out
 
 
+def _format_schema(
+    catalog: Catalog, present: list[str], numbers: dict[str, _Numbers]
+) -> pa.DataFrameSchema:
+    """The pandera schema of the cells' formats, built from the catalogue: one column per
+    present field whose type has a format, with the check that type calls for (its error is
+    the issue code). The checks are whole-column masks (``_acceptable``)."""
+    columns = {
+        fid: pa.Column(
+            str, [_format_check(catalog.fields[fid].type, numbers.get(fid))], nullable=False
+        )
+        for fid in present
+        if catalog.fields[fid].type in _FORMAT_CODES
+    }
+    return pa.DataFrameSchema(columns, strict=False, coerce=False)
+
+
+def _format_check(ftype: str, profile: _Numbers | None) -> pa.Check:
+    def check(text: pd.Series) -> pd.Series:
+        return pd.Series(_acceptable(ftype, text, profile), index=text.index)
+
+    return pa.Check(check, error=_FORMAT_CODES[ftype])
+
+
 def _format_issues(
     cells: pd.DataFrame,
     catalog: Catalog,
@@ -232,19 +257,20 @@ def _format_issues(
     mangled: dict[str, np.ndarray],
     numbers: dict[str, _Numbers],
 ) -> None:
-    """Each cell's format by its field's type, one mask per check; a cell already reported
-    as ``number_mangled`` gets no second issue. ``numbers``: ``_checked_numbers``.
-    (A pandera schema did this before: its failure-case bookkeeping and import cost ~0.5 s
-    at 1M rows for no rule of its own.)"""
-    for fid in cells.columns:
-        ftype = catalog.fields[fid].type
-        if ftype not in _FORMAT_CODES:
-            continue
-        bad = ~_acceptable(ftype, cells[fid], numbers.get(fid))
-        if fid in mangled:
-            bad &= ~mangled[fid]
-        code = _FORMAT_CODES[ftype]
-        b.cells(cells.index[bad], fid, code, FIX[code])
+    """Run the pandera schema lazily and turn its failure cases into issues; a cell already
+    reported as ``number_mangled`` gets no second issue. ``numbers``: ``_checked_numbers``."""
+    schema = _format_schema(catalog, list(cells.columns), numbers)
+    try:
+        schema.validate(cells, lazy=True, inplace=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+        cases = cases[cases["index"].notna()].drop_duplicates(["index", "column", "check"])
+        for (column, code), group in cases.groupby(["column", "check"], sort=False):
+            rows = pd.Index(group["index"].astype("int64"))
+            if str(column) in mangled:
+                at = cells.index.get_indexer(rows)
+                rows = rows[~mangled[str(column)][at]]
+            b.cells(rows, str(column), str(code), FIX.get(str(code), "correct the value"))
 
 
 def _mangled_issues(
