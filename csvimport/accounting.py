@@ -9,10 +9,15 @@ last administrator cannot be deleted. ``check`` sees only the rows that are stil
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from csvimport.issues import IssueBuilder
+from csvimport.jsontext import as_text
 from csvimport.masks import member
 from csvimport.plan import Rows, held, normalise_phone, per_distinct
 
@@ -31,23 +36,32 @@ def check(rows: Rows, valid: pd.Index) -> pd.DataFrame:
     return b.frame()
 
 
-def _kept(rows: Rows, now: pd.Series, releasing: pd.Series) -> pd.Series:
-    """Keys (number, or location + extension) that current holders keep after the plan,
-    mapped to the holder's lowercase email. ``now`` is per user ("" = holds none);
-    ``releasing`` marks the valid rows whose user gives up what it holds now."""
+@dataclass
+class _Kept:
+    """Keys (number, or location + extension) that current holders keep after the plan, with
+    the holder's lowercase email; a key held twice counts for its first holder."""
+
+    keys: pa.Array
+    holders: pa.Array
+
+
+def _kept(rows: Rows, now: pd.Series, releasing: pd.Series) -> _Kept:
+    """``now`` is per user ("" = holds none); ``releasing`` marks the valid rows whose user
+    gives up what it holds now."""
     gone = member(rows.snap.users.index, rows.v.email_key[releasing.to_numpy()])
-    keep = (now != "").to_numpy() & ~gone
-    holders = pd.Series(rows.snap.users.index[keep], index=now[keep].to_numpy())
-    return holders[~holders.index.duplicated(keep="first")]
+    keep = pa.array((now != "").to_numpy() & ~gone)
+    return _Kept(as_text(now).filter(keep), as_text(rows.snap.users.index).filter(keep))
 
 
-def _clash(
-    rows: Rows, ok: pd.Series, wanted: pd.Series, key: pd.Series, kept: pd.Series
-) -> pd.Series:
-    """Valid rows taking a key that another user keeps."""
-    holder = key.map(kept)
-    taking = ok & (wanted != "") & ~rows.deleting
-    return taking & holder.notna() & (holder != rows.v.email_key)
+def _clash(rows: Rows, ok: pd.Series, wanted: pd.Series, key: pd.Series, kept: _Kept) -> np.ndarray:
+    """Valid rows taking a key that another user keeps: one Arrow hash lookup of the rows'
+    keys in the kept ones (first holder wins, as ``index_in`` finds the first)."""
+    at = pc.index_in(as_text(key), value_set=kept.keys)
+    holder = kept.holders.take(at)  # null where nobody keeps the key
+    other = pc.fill_null(pc.not_equal(holder, as_text(rows.v.email_key)), False)
+    taking = (ok & (wanted != "") & ~rows.deleting).to_numpy()
+    clash: np.ndarray = taking & np.asarray(other.to_numpy(zero_copy_only=False), dtype=bool)
+    return clash
 
 
 def _numbers(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
@@ -59,7 +73,7 @@ def _numbers(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
     kept = _kept(rows, now, ok & rows.exists & (rows.deleting | (wanted != "")))
     clash = _clash(rows, ok, wanted, wanted, kept)
     b.cells(
-        rows.index[clash.to_numpy()],
+        rows.index[clash],
         "phone_number",
         "number_in_use",
         "another user keeps this number after this file: choose a free number of the org",
@@ -81,7 +95,7 @@ def _extensions(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
     key = per_distinct(rows.v.after["location"], str.casefold) + "\x00" + wanted
     clash = _clash(rows, ok, wanted, key, kept)
     b.cells(
-        rows.index[clash.to_numpy()],
+        rows.index[clash],
         "extension",
         "extension_in_use",
         "another user of this location keeps that extension after this file: choose a "
