@@ -17,8 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport.issues import IssueBuilder
-from csvimport.jsontext import as_text
-from csvimport.masks import member
+from csvimport.masks import arrow_text, member
 from csvimport.plan import Rows, held, normalise_phone, per_distinct
 
 SHOWN_ROWS = 10
@@ -50,15 +49,15 @@ def _kept(rows: Rows, now: pd.Series, releasing: pd.Series) -> _Kept:
     gives up what it holds now."""
     gone = member(rows.snap.users.index, rows.v.email_key[releasing.to_numpy()])
     keep = pa.array((now != "").to_numpy() & ~gone)
-    return _Kept(as_text(now).filter(keep), as_text(rows.snap.users.index).filter(keep))
+    return _Kept(arrow_text(now).filter(keep), arrow_text(rows.snap.users.index).filter(keep))
 
 
 def _clash(rows: Rows, ok: pd.Series, wanted: pd.Series, key: pd.Series, kept: _Kept) -> np.ndarray:
     """Valid rows taking a key that another user keeps: one Arrow hash lookup of the rows'
     keys in the kept ones (first holder wins, as ``index_in`` finds the first)."""
-    at = pc.index_in(as_text(key), value_set=kept.keys)
+    at = pc.index_in(arrow_text(key), value_set=kept.keys)
     holder = kept.holders.take(at)  # null where nobody keeps the key
-    other = pc.fill_null(pc.not_equal(holder, as_text(rows.v.email_key)), False)
+    other = pc.fill_null(pc.not_equal(holder, arrow_text(rows.v.email_key)), False)
     taking = (ok & (wanted != "") & ~rows.deleting).to_numpy()
     clash: np.ndarray = taking & np.asarray(other.to_numpy(zero_copy_only=False), dtype=bool)
     return clash

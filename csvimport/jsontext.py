@@ -16,25 +16,12 @@ import json
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 TEXT = pa.large_string()
 NULL = pa.scalar(None, TEXT)
 _CONTROL = r"[\x00-\x1f]"
-
-
-def as_text(values: object) -> pa.Array:
-    """Any column of text (pandas Series, Arrow array or chunked array) as one Arrow array."""
-    if isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, pd.StringDtype):
-        values = pa.array(values.array)  # Arrow-backed text: no Python object per cell
-    if not isinstance(values, pa.Array | pa.ChunkedArray):
-        values = pa.array(values, type=TEXT, from_pandas=True)
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    assert isinstance(values, pa.Array)
-    return values.cast(TEXT)
 
 
 def string_literals(values: pa.Array) -> pa.Array:

@@ -38,23 +38,25 @@ def member(values: pd.Series | pd.Index, pool: Iterable[str] | pd.Series | pd.In
     return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def arrow_text(values: Iterable[str] | pd.Series | pd.Index) -> pyarrow.Array:
-    """Any text column or collection as an Arrow large_string array."""
-    if isinstance(values, (pd.Series, pd.Index)):
-        try:
-            arr = pyarrow.array(values.array)
-        except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, TypeError):
-            arr = pyarrow.array(np.asarray(values, dtype=object), type=pyarrow.large_string())
+def arrow_text(
+    values: Iterable[str] | pd.Series | pd.Index | pyarrow.Array | pyarrow.ChunkedArray,
+) -> pyarrow.Array:
+    """Any text column or collection as one Arrow ``large_string`` array (missing as null).
+
+    Arrow-backed pandas text converts without a Python object per cell, and a column that is
+    one chunk already is not copied: the planner and the JSON writer call this on every
+    column of a million-row file."""
+    if isinstance(values, pyarrow.Array | pyarrow.ChunkedArray):
+        arr = values
+    elif isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, pd.StringDtype):
+        arr = pyarrow.array(values.array)
+    elif isinstance(values, pd.Series | pd.Index):
+        # Objects must be text (or missing): anything else, e.g. a dict, raises ArrowTypeError.
+        arr = pyarrow.array(
+            np.asarray(values, dtype=object), type=pyarrow.large_string(), from_pandas=True
+        )
     else:
         arr = pyarrow.array(list(values), type=pyarrow.large_string())
-    if isinstance(arr, pyarrow.ChunkedArray):
-        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
-    return arr.cast(pyarrow.large_string())
-
-
-def contiguous_text(values: pd.Series) -> pyarrow.Array:
-    """A text column as one ``large_string`` array (no copy when it already is one)."""
-    arr = pyarrow.array(values.array)
     if isinstance(arr, pyarrow.ChunkedArray):
         arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     return arr.cast(pyarrow.large_string())

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from csvimport import jsontext
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
-from csvimport.masks import is_false, is_true, member
+from csvimport.masks import arrow_text, is_false, is_true, member
 from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
 from csvimport.requirements import align_current, delete_rows
 from csvimport.store.snapshot import OrgSnapshot
@@ -153,10 +153,10 @@ def _holdings(key: pd.Series, licenses: pd.DataFrame) -> dict[str, np.ndarray]:
     join or one membership test per license."""
     if licenses.empty or key.empty:
         return {}
-    keys = jsontext.as_text(key)
+    keys = arrow_text(key)
     distinct = pc.unique(keys)
     row_at = pc.index_in(keys, value_set=distinct).to_numpy(zero_copy_only=False)
-    found = pc.index_in(jsontext.as_text(licenses["email"]), value_set=distinct)
+    found = pc.index_in(arrow_text(licenses["email"]), value_set=distinct)
     hit = pc.is_valid(found).to_numpy(zero_copy_only=False)
     holder_at = found.filter(pa.array(hit)).to_numpy()
     codes, names = pd.factorize(licenses["license"].to_numpy(dtype=object)[hit])
@@ -280,8 +280,8 @@ def _literals(rows: Rows, fid: str, values: pa.Array) -> pa.Array:
 def _old_text(rows: Rows, fid: str) -> pa.Array:
     """The user's current value of ``fid`` per row, as ``values`` would hold it ("" none)."""
     if rows.cat.fields[fid].type == "phone":
-        return jsontext.as_text(normalise_phone(rows.cur[fid].fillna("")))
-    return pc.fill_null(jsontext.as_text(rows.cur[fid]), "")
+        return arrow_text(normalise_phone(rows.cur[fid].fillna("")))
+    return pc.fill_null(arrow_text(rows.cur[fid]), "")
 
 
 def _changes(rows: Rows, existing: np.ndarray) -> pa.Array:
@@ -293,7 +293,7 @@ def _changes(rows: Rows, existing: np.ndarray) -> pa.Array:
     for fid in rows.values.columns:
         if fid == "email" or fid not in rows.cur:
             continue
-        new, old = jsontext.as_text(rows.values[fid]), _old_text(rows, fid)
+        new, old = arrow_text(rows.values[fid]), _old_text(rows, fid)
         differs = pc.and_(pc.not_equal(new, ""), pc.not_equal(new, old))
         mask = existing & pc.fill_null(differs, False).to_numpy(zero_copy_only=False)
         if not mask.any():
@@ -383,7 +383,7 @@ def _emails_at(rows: Rows, row_numbers: np.ndarray) -> pd.Series:
     """The email cell of each given row, as an Arrow-backed text column."""
     if "email" not in rows.v.cells:
         return pd.Series("", index=range(len(row_numbers)), dtype="str")
-    cells = jsontext.as_text(rows.v.cells["email"])
+    cells = arrow_text(rows.v.cells["email"])
     at = rows.index.get_indexer(pd.Index(row_numbers))
     return pd.Series(cells.take(pa.array(at)).to_pandas(), dtype="str")
 
@@ -393,7 +393,7 @@ def _attributes(rows: Rows, take: np.ndarray) -> pa.Array:
     users): their non-blank cells, booleans typed."""
     fields = list(rows.values.columns)
     mask = pa.array(take)
-    literals = [_literals(rows, f, jsontext.as_text(rows.values[f]).filter(mask)) for f in fields]
+    literals = [_literals(rows, f, arrow_text(rows.values[f]).filter(mask)) for f in fields]
     inner = jsontext.members(fields, literals) if fields else pa.nulls(int(take.sum()))
     return jsontext.concat('{"attributes": {', pc.fill_null(inner, ""), "}}")
 

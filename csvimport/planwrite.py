@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport import jsontext
+from csvimport.masks import arrow_text
 from csvimport.model import Plan
 
 TEXT = jsontext.TEXT
@@ -85,7 +86,7 @@ def _text_payloads(ops: pd.DataFrame) -> pa.Array | None:
     if "external_id" in ops.columns or ops["row"].isna().any():
         return None
     try:
-        return jsontext.as_text(ops["data"])
+        return arrow_text(ops["data"])
     except (pa.ArrowTypeError, pa.ArrowInvalid):  # dict payloads
         return None
 
@@ -95,13 +96,13 @@ def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
     row = pc.cast(pa.array(ops["row"].astype("int64").to_numpy()), TEXT)
     head = jsontext.concat(
         '{"op": ',
-        jsontext.coded_literals(jsontext.as_text(ops["op"])),
+        jsontext.coded_literals(arrow_text(ops["op"])),
         ', "row": ',
         row,
         ', "email": ',
-        jsontext.string_literals(jsontext.as_text(ops["email"].fillna(""))),
+        jsontext.string_literals(arrow_text(ops["email"].fillna(""))),
     )
-    lic = pc.fill_null(jsontext.as_text(ops["license"].where(ops["license"].notna(), "")), "")
+    lic = pc.fill_null(arrow_text(ops["license"].where(ops["license"].notna(), "")), "")
     licensed = pc.if_else(
         pc.equal(lic, ""), _EMPTY, jsontext.concat(', "license": ', jsontext.coded_literals(lic))
     )

@@ -15,8 +15,7 @@ import pyarrow.compute as pc
 
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, codes_of, duplicate_codes
-from csvimport.jsontext import as_text
-from csvimport.masks import byte_bits, contiguous_text, is_false
+from csvimport.masks import arrow_text, byte_bits, is_false
 from csvimport.model import Mode
 
 
@@ -37,7 +36,7 @@ def align_current(
     Done once per job: validation and the planner both read it."""
     if current is None:
         return None
-    at = pc.index_in(as_text(email_key), value_set=as_text(current.index))  # null: new user
+    at = pc.index_in(arrow_text(email_key), value_set=arrow_text(current.index))  # null: new user
     return pd.DataFrame({c: _taken(current[c], at, index) for c in current.columns}, index=index)
 
 
@@ -177,7 +176,7 @@ def _has_any(text: pd.Series, chars: str) -> np.ndarray:
     if chars.isascii():
         table = np.zeros(256, dtype=np.uint8)
         table[[ord(c) for c in chars]] = 1
-        return np.asarray(byte_bits(contiguous_text(text), table) != 0)
+        return np.asarray(byte_bits(arrow_text(text), table) != 0)
     forbidden = "[" + "".join("\\" + c if c in "\\]^-" else c for c in chars) + "]"
     return text.str.contains(forbidden, regex=True).to_numpy(dtype=bool)
 

@@ -30,9 +30,9 @@ import pyarrow.compute as pc
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, codes_of, duplicate_codes, duplicate_rows
 from csvimport.masks import (
+    arrow_text,
     byte_bits,
     byte_lengths,
-    contiguous_text,
     first_bytes,
     fullmatch_where,
     is_true,
@@ -123,7 +123,7 @@ def _acceptable(ftype: str, text: pd.Series, numbers: _Numbers | None) -> np.nda
 
 def _long_local_part(text: pd.Series) -> np.ndarray:
     """More than 64 characters before the @: searched only in cells of 66 bytes or more."""
-    arrow = contiguous_text(text)
+    arrow = arrow_text(text)
     found = np.zeros(len(arrow), dtype=bool)
     long = byte_lengths(arrow) >= 66
     if long.any():
@@ -179,7 +179,7 @@ class _Numbers:
 
     @classmethod
     def of(cls, values: pd.Series) -> _Numbers:
-        text = contiguous_text(values)
+        text = arrow_text(values)
         return cls(text, byte_bits(text, _CLASSES), byte_lengths(text), first_bytes(text))
 
     def digits(self, pattern: str, plus: bool, least: int, most: int) -> np.ndarray:
@@ -300,7 +300,7 @@ def _flags(table: Table, catalog: Catalog, b: IssueBuilder) -> dict[str, pd.Seri
         ):
             continue
         text = table.frame[col.index]
-        is_true, is_false = _boolean_words(contiguous_text(text), catalog)
+        is_true, is_false = _boolean_words(arrow_text(text), catalog)
         bad = ~(is_true | is_false) & (text != "").to_numpy()
         b.cells(text.index[bad], col.key, "invalid_boolean", FIX["invalid_boolean"], values=text)
         values = pd.array(np.where(is_true, True, False), dtype="boolean")
