@@ -30,3 +30,17 @@ def test_members_keep_rows_whose_values_are_all_null() -> None:
 def test_boolean_literals() -> None:
     got = jsontext.boolean_literals(pa.array(["TRUE", "FALSE", "", "yes"], type=jsontext.TEXT))
     assert got.to_pylist() == ["true", "false", None, None]
+
+
+@given(st.lists(st.text(), min_size=1, max_size=12), st.data())
+def test_string_literals_of_a_slice_escape_its_own_cells(
+    values: list[str], data: st.DataObject
+) -> None:
+    """A slice shares its parent's byte buffer: the escaping decision must see exactly the
+    slice's bytes (plan.jsonl is written slice by slice)."""
+    arr = pa.array(values, type=jsontext.TEXT)
+    start = data.draw(st.integers(0, len(values) - 1))
+    stop = data.draw(st.integers(start, len(values)))
+    part = arr.slice(start, stop - start)
+    got = jsontext.string_literals(part).to_pylist()
+    assert [json.loads(text) for text in got] == values[start:stop]
