@@ -25,7 +25,7 @@ from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
 from csvimport.masks import arrow_text, is_false, is_true, member
 from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
-from csvimport.requirements import align_current, delete_rows
+from csvimport.requirements import align_current, delete_rows, user_positions
 from csvimport.store.snapshot import OrgSnapshot
 from csvimport.validate import Validated, compact_phone
 
@@ -108,11 +108,14 @@ def classify(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> Rows:
     """Who each row is about, and what it would do to the user's licenses."""
     key = v.email_key
     index = v.cells.index
+    at = v.current_at
+    if at is None:  # validated without the org's users: find them here
+        at = user_positions(snap.users, key)
     cur = v.current
-    if cur is None:  # validated without the org's users: align them here
-        cur = align_current(snap.users, key, index)
+    if cur is None:
+        cur = align_current(snap.users, key, index, at)
         assert cur is not None
-    exists = pd.Series(member(key, snap.users.index), index=index) & (key != "")
+    exists = pd.Series((at >= 0) & (key != "").to_numpy(), index=index)
     all_false = delete_rows(v.flags, cat, v.cells.index)
     deleting = all_false & (mode == "add-remove")
     free = pd.Series(member(key, snap.free_accounts), index=index) & ~exists
@@ -131,7 +134,7 @@ def classify(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> Rows:
         other_org=other,
         values=_values(v, snap, cat),
         license_ops=pd.DataFrame(),
-        holdings=_holdings(key.where(exists, ""), snap.licenses),
+        holdings=_holdings(np.where(exists.to_numpy(), at, -1), snap),
     )
     rows.license_ops = _license_ops(rows)
     return rows
@@ -147,24 +150,25 @@ def held(rows: Rows, license_id: str) -> pd.Series:
     return pd.Series(mask, index=rows.index)
 
 
-def _holdings(key: pd.Series, licenses: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per license, which rows' users hold it now: hash lookups (Arrow ``index_in``) of the
-    org's license rows and of the file's rows in the file's distinct emails, instead of a
-    join or one membership test per license."""
-    if licenses.empty or key.empty:
+def _holdings(at: np.ndarray, snap: OrgSnapshot) -> dict[str, np.ndarray]:
+    """Per license, which rows' users hold it now. ``at``: each row's user position in
+    ``snap.users`` (-1: none). The org's license rows are located among the users by one
+    Arrow hash lookup, and the licenses dictionary-encoded in Arrow (no Python string per
+    license row)."""
+    licenses = snap.licenses
+    if licenses.empty or not len(at):
         return {}
-    keys = arrow_text(key)
-    distinct = pc.unique(keys)
-    row_at = pc.index_in(keys, value_set=distinct).to_numpy(zero_copy_only=False)
-    found = pc.index_in(arrow_text(licenses["email"]), value_set=distinct)
-    hit = pc.is_valid(found).to_numpy(zero_copy_only=False)
-    holder_at = found.filter(pa.array(hit)).to_numpy()
-    codes, names = pd.factorize(licenses["license"].to_numpy(dtype=object)[hit])
+    holder = pc.index_in(arrow_text(licenses["email"]), value_set=arrow_text(snap.users.index))
+    holder_at = np.asarray(holder.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    coded = pc.dictionary_encode(arrow_text(licenses["license"]))
+    codes = coded.indices.to_numpy(zero_copy_only=False)
+    found = at >= 0
+    safe = np.where(found, at, 0)
     out: dict[str, np.ndarray] = {}
-    for code, name in enumerate(names):
-        holds = np.zeros(len(distinct), dtype=bool)
-        holds[holder_at[codes == code]] = True
-        out[str(name)] = holds[row_at]
+    for code, name in enumerate(coded.dictionary.to_pylist()):
+        holds = np.zeros(len(snap.users) + 1, dtype=bool)
+        holds[holder_at[(codes == code) & (holder_at >= 0)]] = True
+        out[str(name)] = holds[safe] & found
     return out
 
 

@@ -78,6 +78,8 @@ class Validated:
     issues: pd.DataFrame
     headers: dict[str, str] = field(default_factory=dict)
     current: pd.DataFrame | None = None  # the org's users aligned on the rows (None: no org)
+    # Per row, the position of its user in the org's users (-1: new); None without an org.
+    current_at: np.ndarray | None = None
 
 
 def _header_map(table: Table, catalog: Catalog) -> dict[str, str]:
@@ -408,11 +410,14 @@ def validate(
     _suspended(table, flags, b)
     email_key = email.str.lower()
     _user_duplicates(email_key, phones.get("phone_number"), b)
-    aligned = requirements.align_current(current, email_key, cells.index)
+    at = None if current is None else requirements.user_positions(current, email_key)
+    aligned = requirements.align_current(current, email_key, cells.index, at)
     after = requirements.after_view(cells, flags, row_package, catalog, mode, aligned)
     requirements.check(after, cells, flags, catalog, mode, b)
-    v = Validated(table, cells, email_key, flags, row_package, after, b.frame(), headers, aligned)
-    return v
+    issues = b.frame()
+    return Validated(
+        table, cells, email_key, flags, row_package, after, issues, headers, aligned, at
+    )
 
 
 def _email_presence(cells: pd.DataFrame, b: IssueBuilder) -> None:
