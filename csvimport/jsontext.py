@@ -25,25 +25,32 @@ _CONTROL = r"[\x00-\x1f]"
 
 
 def string_literals(values: pa.Array) -> pa.Array:
-    """Each text as a JSON string literal (quotes included); nulls stay null.
+    """Each text as a JSON string literal (quotes included); nulls stay null."""
+    return concat('"', escaped(values), '"')
+
+
+def escaped(values: pa.Array) -> pa.Array:
+    """Each text as the inside of its JSON string literal (no quotes); nulls stay null.
 
     The column's bytes are scanned once with NumPy: most columns hold no backslash, quote or
-    control character at all, and then the Arrow replace and regex kernels are skipped."""
+    control character at all, and then the Arrow replace and regex kernels are skipped
+    (and the text is returned as it is, without a copy)."""
     data = _data_bytes(values)
     text = values
     if (data == ord("\\")).any():
         text = pc.replace_substring(text, "\\", "\\\\")
     if (data == ord('"')).any():
         text = pc.replace_substring(text, '"', '\\"')
-    quoted = concat('"', text, '"')
     if not (data < 0x20).any():
-        return quoted
+        return text
     odd = pc.fill_null(pc.match_substring_regex(values, _CONTROL), False)
     where = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
     if not len(where):
-        return quoted
-    exact = [json.dumps(v, ensure_ascii=False) for v in values.take(pa.array(where)).to_pylist()]
-    out = quoted.to_numpy(zero_copy_only=False).astype(object)
+        return text
+    exact = [
+        json.dumps(v, ensure_ascii=False)[1:-1] for v in values.take(pa.array(where)).to_pylist()
+    ]
+    out = text.to_numpy(zero_copy_only=False).astype(object)
     out[where] = exact
     return pa.array(out, type=TEXT)
 

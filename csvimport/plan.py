@@ -13,6 +13,7 @@ neither frees nor takes anything), and finally emit the operations of the surviv
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -348,21 +349,48 @@ def _block(
     )
 
 
-def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
+@dataclass
+class Payloads:
+    """The JSON payloads of every row that may get a user operation, made before the rules
+    decide which rows are valid (``candidate_payloads``): ``add_user`` / ``claim_user`` hold
+    the attributes of the rows of that mask, in row order; ``changes`` holds, per row of
+    the file, its ``changes`` members (null: nothing changes, or not an existing user)."""
+
+    attributes: dict[str, pa.Array]
+    changes: pa.Array
+
+
+def candidate_payloads(rows: Rows) -> Payloads:
+    """Payloads for every candidate row: pure Arrow work over columns the rules never
+    change, so ``make_plan`` runs it beside the rules on the second core."""
+    masks = {"add_user": rows.add, "claim_user": rows.claim}
+    existing = (rows.exists & ~rows.deleting).to_numpy()
+    return Payloads(
+        attributes={op: _attributes(rows, mask.to_numpy()) for op, mask in masks.items()},
+        changes=_changes(rows, existing),
+    )
+
+
+def operations(rows: Rows, valid: pd.Index, payloads: Payloads | None = None) -> pd.DataFrame:
     """The plan's operations for the ``valid`` rows, in file order (user op, then licenses).
 
     Built as column blocks, ordered once by a NumPy ``lexsort`` and gathered once: no frame
     per kind, no concatenated copy. Text columns stay Arrow-backed (``email``, ``data``): a
     million-row plan holds millions of operations, and a Python string per cell would double
     the plan's memory."""
+    if payloads is None:
+        payloads = candidate_payloads(rows)
     ok = pd.Series(rows.index.isin(valid), index=rows.index)
     blocks: list[_Block] = []
     for mask, op in ((rows.add, "add_user"), (rows.claim, "claim_user")):
-        take = (mask & ok).to_numpy()
-        blocks.append(_block(rows.index[take], op, _attributes(rows, take)))
+        candidate = mask.to_numpy()
+        keep = ok.to_numpy()[candidate]
+        data = payloads.attributes[op].filter(pa.array(keep))
+        blocks.append(_block(rows.index[candidate][keep], op, data))
     deleted = rows.index[(rows.deleting & rows.exists & ok).to_numpy()]
     blocks.append(_block(deleted, "delete_user"))
-    blocks.append(_modify_ops(rows, ok))
+    blocks.append(_modify_ops(rows, ok, payloads.changes))
+    payloads.attributes.clear()  # the blocks hold what is kept: drop the rest now
     lic = rows.license_ops[rows.license_ops["row"].isin(valid)]
     blocks.append(_block(pd.Index(lic["row"]), lic["op"], None, lic["license"], lic["order"]))
     blocks = [b for b in blocks if len(b.row)]
@@ -370,17 +398,50 @@ def operations(rows: Rows, valid: pd.Index) -> pd.DataFrame:
         return empty_operations()
     row = np.concatenate([b.row for b in blocks])
     at = np.lexsort((np.concatenate([b.order for b in blocks]), row))
-    data = pa.concat_arrays([b.data for b in blocks]).take(pa.array(at))
+    kinds = np.concatenate([b.op for b in blocks])[at]
+    licenses = np.concatenate([b.license for b in blocks])[at]
+    data = _payloads_in_order(blocks, at)
     return pd.DataFrame(
         {
-            "op": np.concatenate([b.op for b in blocks])[at],
+            "op": kinds,
             "row": row[at],
             "email": _emails_at(rows, row[at]),
-            "license": np.concatenate([b.license for b in blocks])[at],
+            "license": licenses,
             "data": pd.Series(data.to_pandas().array, dtype="str"),
         },
         columns=PLAN_COLUMNS,
     )
+
+
+def _payloads_in_order(blocks: list[_Block], at: np.ndarray) -> pa.Array:
+    """The ``data`` column in plan order (``at``: the blocks' operations, sorted).
+
+    Only user operations carry a payload; the license operations, two thirds of a big plan,
+    carry none. So the payloads alone are concatenated and put in order (one copy of their
+    bytes, the blocks' own copies dropped first), and the column is then assembled around
+    them from buffers: offsets that stand still where an operation has no payload, and a
+    validity bitmap. Concatenating and taking every operation's (mostly null) payload held
+    three copies of the payload bytes at the plan's memory peak."""
+    has = np.concatenate([pc.is_valid(b.data).to_numpy(zero_copy_only=False) for b in blocks])
+    payloads = pa.concat_arrays([b.data.cast(jsontext.TEXT) for b in blocks])
+    for b in blocks:
+        b.data = pa.nulls(0, jsontext.TEXT)
+    has_sorted = has[at]
+    carried = payloads.take(pa.array(at[has_sorted]))
+    del payloads
+    lengths = np.zeros(len(at), dtype=np.int64)
+    lengths[has_sorted] = pc.binary_length(carried).to_numpy(zero_copy_only=False)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    validity = pa.array(has_sorted).buffers()[1]
+    return pa.LargeStringArray.from_buffers(
+        len(at), pa.py_buffer(offsets), _data_buffer(carried), validity
+    )
+
+
+def _data_buffer(values: pa.Array) -> pa.Buffer:
+    """The bytes of a freshly built (unsliced) string array, an empty buffer when none."""
+    buffer = values.buffers()[2]
+    return buffer if buffer is not None else pa.py_buffer(b"")
 
 
 def _emails_at(rows: Rows, row_numbers: np.ndarray) -> pd.Series:
@@ -402,11 +463,10 @@ def _attributes(rows: Rows, take: np.ndarray) -> pa.Array:
     return jsontext.concat('{"attributes": {', pc.fill_null(inner, ""), "}}")
 
 
-def _modify_ops(rows: Rows, ok: pd.Series) -> _Block:
-    existing = (rows.exists & ~rows.deleting & ok).to_numpy()
-    inner = _changes(rows, existing)
-    changed = pc.is_valid(inner).to_numpy(zero_copy_only=False)
-    payload = jsontext.concat('{"changes": {', inner.filter(changed), "}}")
+def _modify_ops(rows: Rows, ok: pd.Series, inner: pa.Array) -> _Block:
+    """``modify_user`` of the valid rows whose ``changes`` (``inner``) are not null."""
+    changed = pc.is_valid(inner).to_numpy(zero_copy_only=False) & ok.to_numpy()
+    payload = jsontext.concat('{"changes": {', inner.filter(pa.array(changed)), "}}")
     return _block(rows.index[changed], "modify_user", payload)
 
 
@@ -421,18 +481,22 @@ def make_plan(
     from csvimport import accounting, rules
 
     rows = classify(v, snap, cat, mode)
-    email = v.cells["email"] if "email" in v.cells else pd.Series("", index=v.cells.index)
-    b = IssueBuilder(v.cells, v.headers, email)
-    rules.check(rows, b)
-    issues = concat_issues([v.issues, b.frame()])
-    for _ in range(MAX_PASSES):
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The payloads (Arrow kernels, which release the GIL) are built beside the rules;
+        # the few rows the rules reject are filtered out of them afterwards.
+        payloads = pool.submit(candidate_payloads, rows)
+        email = v.cells["email"] if "email" in v.cells else pd.Series("", index=v.cells.index)
+        b = IssueBuilder(v.cells, v.headers, email)
+        rules.check(rows, b)
+        issues = concat_issues([v.issues, b.frame()])
+        for _ in range(MAX_PASSES):
+            valid = _valid_rows(rows, issues)
+            extra = accounting.check(rows, valid)
+            if extra.empty:
+                break
+            issues = concat_issues([issues, extra])
         valid = _valid_rows(rows, issues)
-        extra = accounting.check(rows, valid)
-        if extra.empty:
-            break
-        issues = concat_issues([issues, extra])
-    valid = _valid_rows(rows, issues)
-    ops = operations(rows, valid)
+        ops = operations(rows, valid, payloads.result())
     plan = Plan(
         org=snap.org_id, mode=mode, state_version=snap.state_version, sha256=sha256, operations=ops
     )

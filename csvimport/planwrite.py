@@ -8,6 +8,7 @@ and that is a concern of its own, apart from the spreadsheet-facing reports.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ from csvimport.masks import arrow_text
 from csvimport.model import Plan
 
 TEXT = jsontext.TEXT
-_EMPTY = pa.scalar("", TEXT)
 _CHUNK = 100_000
 
 
@@ -40,16 +40,15 @@ def write_plan(path: Path, plan: Plan) -> None:
         fh.write((json.dumps({"plan": head}, ensure_ascii=False) + "\n").encode("utf-8"))
         # Chunk by chunk: the lines of a million-row plan take as much memory as the plan.
         for start in range(0, len(ops), _CHUNK):
-            fh.write(_utf8_lines(line_array(ops.iloc[start : start + _CHUNK])))
+            fh.write(_utf8(_ended_lines(ops.iloc[start : start + _CHUNK])))
 
 
-def _utf8_lines(lines: pa.Array) -> pa.Buffer:
-    """The lines, each ending in a newline, as one UTF-8 buffer straight from Arrow (no
-    Python string per line)."""
-    ended = jsontext.concat(lines, "\n")
-    offsets = np.frombuffer(ended.buffers()[1], dtype=np.int64)
-    first, last = int(offsets[ended.offset]), int(offsets[ended.offset + len(ended)])
-    data: pa.Buffer = ended.buffers()[2]
+def _utf8(lines: pa.Array) -> pa.Buffer:
+    """The texts back to back, as one UTF-8 buffer straight from Arrow (no Python string
+    per line)."""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
+    first, last = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    data: pa.Buffer = lines.buffers()[2]
     return data.slice(first, last - first)
 
 
@@ -59,7 +58,13 @@ def plan_lines(ops: pd.DataFrame) -> list[str]:
 
 
 def line_array(ops: pd.DataFrame) -> pa.Array:
-    """One JSON line per operation, in plan order, as an Arrow string array.
+    """One JSON line per operation, in plan order, as an Arrow string array."""
+    lines = _ended_lines(ops)
+    return pc.utf8_slice_codeunits(lines, 0, -1) if len(lines) else lines
+
+
+def _ended_lines(ops: pd.DataFrame) -> pa.Array:
+    """One JSON line per operation, each ending in a newline, as an Arrow string array.
 
     A users plan (payloads as JSON text, see ``plan``) is assembled column by column, with no
     per-operation Python; a plan with dict payloads (customers) or without row numbers goes
@@ -74,6 +79,7 @@ def line_array(ops: pd.DataFrame) -> pa.Array:
     return pa.array(
         [
             json.dumps(operation_dict({str(k): v for k, v in op.items()}), ensure_ascii=False)
+            + "\n"
             for op in records
         ],
         type=TEXT,
@@ -92,23 +98,68 @@ def _text_payloads(ops: pd.DataFrame) -> pa.Array | None:
 
 
 def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
-    """``{"op", "row", "email"[, "license"], **payload}`` per operation, from columns."""
+    """``{"op", "row", "email"[, "license"], **payload}`` and a newline per operation, in
+    one join over whole columns (each extra pass copies every line's bytes once more).
+
+    A payload ``{"k": ...}`` is merged by writing ``,`` and then the payload with its opening
+    brace made a space: its closing brace closes the line. Operations without a payload
+    (null, or ``{}``) close the line with ``}`` instead."""
     row = pc.cast(pa.array(ops["row"].astype("int64").to_numpy()), TEXT)
-    head = jsontext.concat(
-        '{"op": ',
-        jsontext.coded_literals(arrow_text(ops["op"])),
-        ', "row": ',
-        row,
-        ', "email": ',
-        jsontext.string_literals(arrow_text(ops["email"].fillna(""))),
-    )
+    email = jsontext.escaped(arrow_text(ops["email"].fillna("")))
     lic = pc.fill_null(arrow_text(ops["license"].where(ops["license"].notna(), "")), "")
-    licensed = pc.if_else(
-        pc.equal(lic, ""), _EMPTY, jsontext.concat(', "license": ', jsontext.coded_literals(lic))
+    carried = pc.fill_null(pc.greater(pc.binary_length(data), 2), False)
+    has = np.asarray(carried.to_numpy(zero_copy_only=False), dtype=bool)
+    return pc.binary_join_element_wise(
+        _per_distinct(arrow_text(ops["op"]), lambda op: '{"op": ' + _literal(op) + ', "row": '),
+        row,
+        _s(', "email": "'),
+        email,
+        _s('"'),
+        _per_distinct(lic, lambda v: ', "license": ' + _literal(v) if v else ""),
+        pc.if_else(carried, _s(","), _s("}")),
+        _opened(data, has),
+        _s("\n"),
+        _s(""),
+        null_handling="replace",
+        null_replacement="",
     )
-    inner = pc.utf8_slice_codeunits(pc.fill_null(data, "{}"), 1, -1)
-    payload = pc.if_else(pc.equal(inner, ""), _EMPTY, jsontext.concat(", ", inner))
-    return jsontext.concat(head, licensed, payload, "}")
+
+
+def _literal(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _s(text: str) -> pa.Scalar:
+    return pa.scalar(text, TEXT)
+
+
+def _per_distinct(values: pa.Array, fn: Callable[[str], str]) -> pa.Array:
+    """``fn`` of each text, computed once per distinct value (operation kinds, licenses)."""
+    coded = pc.dictionary_encode(pc.fill_null(values, ""))
+    mapped = pa.array([fn(str(v)) for v in coded.dictionary.to_pylist()], type=TEXT)
+    return mapped.take(coded.indices)
+
+
+def _opened(data: pa.Array, carried: np.ndarray) -> pa.Array:
+    """The ``carried`` payloads with their opening brace turned into a space (one copy of the
+    bytes, no Arrow kernel), null elsewhere."""
+    offsets = np.frombuffer(data.buffers()[1], dtype=np.int64)[
+        data.offset : data.offset + len(data) + 1
+    ]
+    buffer = data.buffers()[2]
+    raw = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+    base = int(offsets[0])
+    text = raw[base : int(offsets[-1])].copy()
+    starts = offsets[:-1][carried] - base
+    if len(starts) and not (text[starts] == ord("{")).all():
+        raise ValueError("a plan payload is not a JSON object")
+    text[starts] = ord(" ")
+    return pa.LargeStringArray.from_buffers(
+        len(data),
+        pa.py_buffer(offsets - base),
+        pa.py_buffer(text),
+        pa.array(carried).buffers()[1],
+    )
 
 
 def operation_dict(op: dict[str, Any]) -> dict[str, Any]:

@@ -262,3 +262,39 @@ def test_frame_csv_is_what_csv_writer_writes(tmp_path: Path, delimiter: str, wid
     ):
         writer.writerow(list(row))
     assert path.read_bytes() == b"\xef\xbb\xbf" + expected.getvalue().encode("utf-8")
+
+
+def test_plan_file_lines_from_text_payloads_are_exact(tmp_path: Path) -> None:
+    """plan.jsonl assembled from JSON-text payloads: an empty payload ``{}`` adds nothing, a
+    payload is merged into the line, awkward emails and licenses are escaped, every line
+    ends in a newline, and a slice of the plan (the writer works in chunks) is no different."""
+    import pandas as pd
+
+    from csvimport.model import Plan
+    from csvimport.planwrite import operation_dict, write_plan
+
+    ops = pd.DataFrame(
+        {
+            "op": ["add_user", "modify_user", "assign_license", "delete_user", "claim_user"],
+            "row": [2, 3, 3, 4, 5],
+            "email": ["tab\there@x", 'q"uote@x', "back\\slash@x", "ø@x", "e@x"],
+            "license": [None, None, 'lic"ence', None, None],
+            "data": [
+                '{"attributes": {"first_name": "Å"}}',
+                '{"changes": {"title": {"from": null, "to": "Dr."}}}',
+                None,
+                "{}",
+                '{"attributes": {}}',
+            ],
+        }
+    )
+    for part in (ops, ops.iloc[1:4]):
+        plan = Plan(org="o", mode="add-only", state_version=1, sha256="x", operations=part)
+        path = tmp_path / "plan.jsonl"
+        write_plan(path, plan)
+        text = path.read_text(encoding="utf-8")
+        assert text.endswith("}\n") and text.count("\n") == len(part) + 1
+        got = [json.loads(line) for line in text.splitlines()[1:]]
+        want = [operation_dict(op) for op in part.to_dict("records")]
+        assert got == want
+    assert got[2] == {"op": "delete_user", "row": 4, "email": "ø@x"}
