@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -395,7 +396,36 @@ def validate(
     cells = _cells(table)
     headers = _header_map(table, catalog)
     email = cells["email"] if "email" in cells else pd.Series("", index=cells.index)
-    b = IssueBuilder(cells, headers, email)
+    email_key = email.str.lower()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Aligning the org's users on the rows is Arrow work (hash lookup, takes) that
+        # releases the GIL: it runs on the second core beside the format checks.
+        aligned = pool.submit(_aligned, current, email_key, cells.index)
+        b = IssueBuilder(cells, headers, email)
+        flags, row_package = _row_checks(table, catalog, cells, email_key, b)
+        at, cur = aligned.result()
+    after = requirements.after_view(cells, flags, row_package, catalog, mode, cur)
+    requirements.check(after, cells, flags, catalog, mode, b)
+    issues = b.frame()
+    return Validated(table, cells, email_key, flags, row_package, after, issues, headers, cur, at)
+
+
+def _aligned(
+    current: pd.DataFrame | None, email_key: pd.Series, index: pd.Index
+) -> tuple[np.ndarray | None, pd.DataFrame | None]:
+    """Each row's user position in ``current`` and the aligned users (None, None: no org)."""
+    from csvimport import requirements
+
+    if current is None:
+        return None, None
+    at = requirements.user_positions(current, email_key)
+    return at, requirements.align_current(current, email_key, index, at)
+
+
+def _row_checks(
+    table: Table, catalog: Catalog, cells: pd.DataFrame, email_key: pd.Series, b: IssueBuilder
+) -> tuple[dict[str, pd.Series], pd.Series]:
+    """The checks of each row on its own cells (formats, flags, duplicates): no org needed."""
     _email_presence(cells, b)
     numbers = {
         f: _Numbers.of(cells[f])
@@ -408,16 +438,8 @@ def validate(
     flags = _flags(table, catalog, b)
     row_package = _row_package(flags, catalog, cells.index, b)
     _suspended(table, flags, b)
-    email_key = email.str.lower()
     _user_duplicates(email_key, phones.get("phone_number"), b)
-    at = None if current is None else requirements.user_positions(current, email_key)
-    aligned = requirements.align_current(current, email_key, cells.index, at)
-    after = requirements.after_view(cells, flags, row_package, catalog, mode, aligned)
-    requirements.check(after, cells, flags, catalog, mode, b)
-    issues = b.frame()
-    return Validated(
-        table, cells, email_key, flags, row_package, after, issues, headers, aligned, at
-    )
+    return flags, row_package
 
 
 def _email_presence(cells: pd.DataFrame, b: IssueBuilder) -> None:
