@@ -13,7 +13,8 @@ a control character is escaped by ``json.dumps`` itself, so the output is always
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -81,28 +82,78 @@ def boolean_literals(values: pa.Array) -> pa.Array:
     return pc.if_else(true, _s("true"), pc.if_else(false, _s("false"), _s(None)))
 
 
+Prefix: TypeAlias = str | pa.Array
+Builder: TypeAlias = Callable[[Prefix], pa.Array]
+
+
 def members(keys: Sequence[str], values: Sequence[pa.Array]) -> pa.Array:
     """Per row, ``"key": value`` for every non-null value, joined by ``", "`` (null when the
-    row has none). ``values`` are JSON literals already, of equal length.
-
-    Each present member carries its own leading ``", "`` and all are joined in one kernel call
-    (nulls as ""), then the first separator is cut: one pass over the bytes. Not
-    ``null_handling="skip"``: in pyarrow 26 it drops the rows whose inputs are all null,
-    shortening the column (``test_members_keep_rows_whose_values_are_all_null``)."""
+    row has none). ``values`` are JSON literals already, of equal length."""
     if not keys:
         raise ValueError("members() needs at least one key")
-    parts = [
-        pc.binary_join_element_wise(_s(", " + json.dumps(k, ensure_ascii=False) + ": "), v, _s(""))
-        for k, v in zip(keys, values, strict=True)
+    built = [
+        (key, pc.is_valid(v).to_numpy(zero_copy_only=False), _prefixed(v))
+        for key, v in zip(keys, values, strict=True)
     ]
+    body, present = object_rows("", "", len(values[0]), built)
+    return without_nulls_where(body, ~present)
+
+
+def _prefixed(value: pa.Array) -> Builder:
+    return lambda prefix: concat(prefix, value)
+
+
+def object_rows(
+    head: str, tail: str, n: int, fields: Sequence[tuple[str, np.ndarray, Builder]]
+) -> tuple[pa.Array, np.ndarray]:
+    """Per row, ``head``, its members in field order joined by ``", "``, ``tail``; and
+    whether the row has any member.
+
+    Each field is (key, present, build): ``present`` says which rows have the member, and
+    ``build(prefix)`` returns the member's value literal after ``prefix`` (the key, with the
+    separator unless the member is the row's first), null where not present. The prefix is
+    one string for the whole column except in the fields where some rows start and others
+    do not: then it is a column. So the separators come out right in one join over all
+    members, with no pass to cut a leading separator out. Not ``null_handling="skip"``: in
+    pyarrow 26 it drops the rows whose inputs are all null, shortening the column
+    (``test_members_keep_rows_whose_values_are_all_null``)."""
+    before = np.zeros(n, dtype=bool)
+    parts = []
+    for key, present, build in fields:
+        plain = json.dumps(key, ensure_ascii=False) + ": "
+        first = present & ~before
+        prefix: Prefix
+        if not first.any():
+            prefix = ", " + plain
+        elif not (present & before).any():
+            prefix = plain
+        else:
+            prefix = pc.if_else(pa.array(first), _s(plain), _s(", " + plain))
+        parts.append(build(prefix))
+        before |= present
     joined = pc.binary_join_element_wise(
-        *parts, _s(""), null_handling="replace", null_replacement=""
+        _s(head), *parts, _s(tail), _s(""), null_handling="replace", null_replacement=""
     )
-    return pc.if_else(pc.equal(joined, ""), _s(None), pc.utf8_slice_codeunits(joined, 2))
+    return joined, before
+
+
+def _require_fresh(values: pa.Array) -> None:
+    if values.offset or values.null_count or values.type != TEXT:
+        raise ValueError("expected a fresh large_string array: no offset, no nulls")
+
+
+def without_nulls_where(values: pa.Array, null: np.ndarray) -> pa.Array:
+    """``values`` (a fresh array: no offset, no nulls) with the rows of ``null`` made null:
+    a new validity bitmap, the bytes shared."""
+    _require_fresh(values)
+    validity = pa.array(~null).buffers()[1]
+    data = values.buffers()[2] or pa.py_buffer(b"")
+    return pa.LargeStringArray.from_buffers(len(values), values.buffers()[1], data, validity)
 
 
 def concat(*parts: str | pa.Array) -> pa.Array:
-    """Text columns and constants concatenated row by row (null where a column is null)."""
+    """Text columns and constants concatenated row by row (null where a column is null).
+    The columns must be of one length; a constant may be given as a column too."""
     args = [_s(p) if isinstance(p, str) else p for p in parts]
     return pc.binary_join_element_wise(*args, _s(""))
 

@@ -274,12 +274,40 @@ def _no_ops() -> pd.DataFrame:
     )
 
 
-def _literals(rows: Rows, fid: str, values: pa.Array) -> pa.Array:
-    """The JSON literals of one field's stored text: booleans typed, blank as null."""
+def _literals(rows: Rows, fid: str, values: pa.Array, prefix: jsontext.Prefix = "") -> pa.Array:
+    """``prefix`` and the JSON literal of each of one field's stored texts: booleans typed,
+    blank as null (no prefix either)."""
     if rows.cat.fields[fid].type == "boolean":
-        return jsontext.boolean_literals(values)
-    blank = pc.equal(values, "")
-    return pc.if_else(blank, jsontext.NULL, jsontext.string_literals(values))
+        if isinstance(prefix, str):
+            true, false = pc.equal(values, "TRUE"), pc.equal(values, "FALSE")
+            return pc.if_else(
+                true, _text(prefix + "true"), pc.if_else(false, _text(prefix + "false"), None)
+            )
+        return jsontext.concat(prefix, jsontext.boolean_literals(values))
+    blank = pc.fill_null(pc.equal(values, ""), True).to_numpy(zero_copy_only=False)
+    text = jsontext.escaped(pc.fill_null(values, ""))
+    return jsontext.concat(prefix, '"', _fresh_nulls(text, blank), '"')
+
+
+def _present(rows: Rows, fid: str, values: pa.Array) -> np.ndarray:
+    """Which of one field's stored texts make a member (``_literals`` not null)."""
+    if rows.cat.fields[fid].type == "boolean":
+        kept = pc.or_(pc.equal(values, "TRUE"), pc.equal(values, "FALSE"))
+    else:
+        kept = pc.not_equal(values, "")
+    return np.asarray(pc.fill_null(kept, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _text(value: str) -> pa.Scalar:
+    return pa.scalar(value, jsontext.TEXT)
+
+
+def _fresh_nulls(values: pa.Array, null: np.ndarray) -> pa.Array:
+    """``values`` null where ``null``: a new validity bitmap over the same bytes when it can
+    (an unsliced array without nulls), else by ``if_else``."""
+    if values.offset or values.null_count or values.type != jsontext.TEXT:
+        return pc.if_else(pa.array(null), jsontext.NULL, values)
+    return jsontext.without_nulls_where(values, null)
 
 
 def _old_text(rows: Rows, fid: str) -> pa.Array:
@@ -290,28 +318,38 @@ def _old_text(rows: Rows, fid: str) -> pa.Array:
 
 
 def _changes(rows: Rows, existing: np.ndarray) -> pa.Array:
-    """Per row, the JSON members of its ``changes`` payload (``"field": {"from", "to"}`` for
-    each non-blank cell that differs from the stored value); null where nothing changes.
-    Literals are built for the changed cells only, then put back in place."""
-    keys, frags = [], []
-    nothing = pa.nulls(len(rows.index), jsontext.TEXT)
+    """Per row, its ``{"changes": {...}}`` payload (``"field": {"from", "to"}`` for each
+    non-blank cell that differs from the stored value); null where nothing changes.
+    Members are built for the changed cells only, then put back in place."""
+    fields: list[tuple[str, np.ndarray, jsontext.Builder]] = []
     for fid in rows.values.columns:
         if fid == "email" or fid not in rows.cur:
             continue
         new, old = arrow_text(rows.values[fid]), _old_text(rows, fid)
         differs = pc.and_(pc.not_equal(new, ""), pc.not_equal(new, old))
         mask = existing & pc.fill_null(differs, False).to_numpy(zero_copy_only=False)
-        if not mask.any():
-            continue
-        at = pa.array(mask)
+        if mask.any():
+            fields.append((fid, mask, _change_builder(rows, fid, new, old, mask)))
+    if not fields:
+        return pa.nulls(len(rows.index), jsontext.TEXT)
+    payload, present = jsontext.object_rows('{"changes": {', "}}", len(rows.index), fields)
+    return jsontext.without_nulls_where(payload, ~present)
+
+
+def _change_builder(
+    rows: Rows, fid: str, new: pa.Array, old: pa.Array, mask: np.ndarray
+) -> jsontext.Builder:
+    """``{"from": old, "to": new}`` after the prefix, on the rows of ``mask`` only."""
+    at = pa.array(mask)
+
+    def build(prefix: jsontext.Prefix) -> pa.Array:
         to = _literals(rows, fid, new.filter(at))
         frm = pc.fill_null(_literals(rows, fid, old.filter(at)), "null")
-        frag = jsontext.concat('{"from": ', frm, ', "to": ', to, "}")
-        keys.append(fid)
-        frags.append(pc.replace_with_mask(nothing, at, frag))
-    if not keys:
-        return nothing
-    return jsontext.members(keys, frags)
+        head = prefix.filter(at) if isinstance(prefix, pa.Array) else prefix
+        frag = jsontext.concat(head, '{"from": ', frm, ', "to": ', to, "}")
+        return pc.replace_with_mask(pa.nulls(len(mask), jsontext.TEXT), at, frag)
+
+    return build
 
 
 @dataclass
@@ -456,18 +494,22 @@ def _emails_at(rows: Rows, row_numbers: np.ndarray) -> pd.Series:
 def _attributes(rows: Rows, take: np.ndarray) -> pa.Array:
     """The ``{"attributes": {...}}`` payloads of the rows in ``take`` (new or claimed
     users): their non-blank cells, booleans typed."""
-    fields = list(rows.values.columns)
     mask = pa.array(take)
-    literals = [_literals(rows, f, arrow_text(rows.values[f]).filter(mask)) for f in fields]
-    inner = jsontext.members(fields, literals) if fields else pa.nulls(int(take.sum()))
-    return jsontext.concat('{"attributes": {', pc.fill_null(inner, ""), "}}")
+    fields: list[tuple[str, np.ndarray, jsontext.Builder]] = []
+    for fid in rows.values.columns:
+        values = arrow_text(rows.values[fid]).filter(mask)
+        fields.append((fid, _present(rows, fid, values), _literal_builder(rows, fid, values)))
+    return jsontext.object_rows('{"attributes": {', "}}", int(take.sum()), fields)[0]
+
+
+def _literal_builder(rows: Rows, fid: str, values: pa.Array) -> jsontext.Builder:
+    return lambda prefix: _literals(rows, fid, values, prefix)
 
 
 def _modify_ops(rows: Rows, ok: pd.Series, inner: pa.Array) -> _Block:
     """``modify_user`` of the valid rows whose ``changes`` (``inner``) are not null."""
     changed = pc.is_valid(inner).to_numpy(zero_copy_only=False) & ok.to_numpy()
-    payload = jsontext.concat('{"changes": {', inner.filter(pa.array(changed)), "}}")
-    return _block(rows.index[changed], "modify_user", payload)
+    return _block(rows.index[changed], "modify_user", inner.filter(pa.array(changed)))
 
 
 def make_plan(

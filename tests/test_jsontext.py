@@ -44,3 +44,21 @@ def test_string_literals_of_a_slice_escape_its_own_cells(
     part = arr.slice(start, stop - start)
     got = jsontext.string_literals(part).to_pylist()
     assert [json.loads(text) for text in got] == values[start:stop]
+
+
+@given(st.lists(st.lists(st.one_of(st.none(), st.text(max_size=5)), min_size=3, max_size=3)))
+def test_object_rows_put_separators_right(rows: list[list[str | None]]) -> None:
+    """Whatever members are missing, each row is the JSON object of its present members, in
+    field order, written as json.dumps writes it; rows with none are the empty object."""
+    keys = ["a", "b", "c"]
+    n = len(rows)
+    fields = []
+    for j, key in enumerate(keys):
+        col = pa.array([r[j] for r in rows], type=jsontext.TEXT)
+        present = pa.compute.is_valid(col).to_numpy(zero_copy_only=False)
+        literal = jsontext.string_literals(col)
+        fields.append((key, present, lambda prefix, lit=literal: jsontext.concat(prefix, lit)))
+    got, anything = jsontext.object_rows("{", "}", n, fields)
+    want = [{k: v for k, v in zip(keys, r, strict=True) if v is not None} for r in rows]
+    assert got.to_pylist() == [json.dumps(w, ensure_ascii=False) for w in want]
+    assert list(anything) == [bool(w) for w in want]
