@@ -173,73 +173,82 @@ def _holdings(at: np.ndarray, snap: OrgSnapshot) -> dict[str, np.ndarray]:
     return out
 
 
+OP_KINDS = pd.CategoricalDtype(["remove_license", "assign_license"])
+
+
 def _license_ops(rows: Rows) -> pd.DataFrame:
-    """Assignments and removals each row asks for, before any rule rejects a row."""
-    parts: list[pd.DataFrame] = []
+    """Assignments and removals each row asks for, before any rule rejects a row.
+
+    ``license`` and ``op`` are categoricals (license categories sorted by name): the sort,
+    the pair matching and the rules compare integer codes, not a string per operation."""
     live = ~rows.deleting & (rows.exists | rows.claim | rows.add)
     cur_pkg = rows.cur["package"].fillna("").astype(str)
     target = rows.v.row_package
+    ids = _license_ids(rows, cur_pkg, target)
+
+    def ops(mask: pd.Series, license: pd.Series | str, op: str, order: int) -> pd.DataFrame:
+        return _ops(mask, license, op, order, ids)
+
+    parts: list[pd.DataFrame] = []
     moving = live & (target != "") & (target != cur_pkg)
-    parts.append(_ops(moving & (cur_pkg != ""), cur_pkg, "remove_license", 0))
-    parts.append(_ops(moving, target, "assign_license", 2))
+    parts.append(ops(moving & (cur_pkg != ""), cur_pkg, "remove_license", 0))
+    parts.append(ops(moving, target, "assign_license", 2))
     if rows.mode == "add-remove":
         dropped = pd.Series(False, index=rows.index)
         for pid, flag in rows.v.flags.items():
             if pid in rows.cat.packages:
                 dropped |= (cur_pkg == pid) & is_false(flag)
-        parts.append(_ops(live & dropped & (target == ""), cur_pkg, "remove_license", 0))
+        parts.append(ops(live & dropped & (target == ""), cur_pkg, "remove_license", 0))
     for lic in rows.cat.licenses:
-        given = rows.v.flags.get(lic)
-        if given is None:
+        if lic not in rows.v.flags:
             continue
-        flag = given
+        flag = rows.v.flags[lic]
         has = held(rows, lic)
-        parts.append(_ops(live & is_true(flag) & ~has, lic, "assign_license", 3))
+        parts.append(ops(live & is_true(flag) & ~has, lic, "assign_license", 3))
         if rows.mode == "add-remove":
-            parts.append(
-                _ops(
-                    live & is_false(flag) & has,
-                    lic,
-                    "remove_license",
-                    1,
-                )
-            )
+            parts.append(ops(live & is_false(flag) & has, lic, "remove_license", 1))
     chosen = _concat(parts)
     if rows.mode == "add-only":
-        chosen = _concat([chosen, _defaults(rows, chosen)])
+        newcomers = rows.add | rows.claim
+        defaults = rows.snap.settings.default_licenses
+        extra = _concat([ops(newcomers, lic, "assign_license", 3) for lic in defaults])
+        chosen = _concat([chosen, _unpaired(extra, chosen)])
     return _sorted(chosen)
+
+
+def _license_ids(rows: Rows, cur_pkg: pd.Series, target: pd.Series) -> pd.CategoricalDtype:
+    """Every license id an operation can name, sorted: the catalogue's, the org's defaults
+    and the packages the users hold now (one may have left the catalogue)."""
+    names = {*rows.cat.packages, *rows.cat.licenses, *rows.snap.settings.default_licenses}
+    names |= {str(v) for v in pd.unique(cur_pkg)} | {str(v) for v in pd.unique(target)}
+    names.discard("")
+    return pd.CategoricalDtype(sorted(names))
 
 
 def _sorted(ops: pd.DataFrame) -> pd.DataFrame:
     """Operations by row, then order, then license name (stable): integer keys for NumPy's
-    ``lexsort`` instead of a pandas sort on a text column (1.5M operations: ~5x faster)."""
-    rank = pd.factorize(ops["license"].to_numpy(dtype=object), sort=True)[0]
+    ``lexsort`` (the license categories are sorted by name, so their codes are ranks)."""
+    rank = _codes(ops["license"])
     at = np.lexsort((rank, ops["order"].to_numpy(), ops["row"].to_numpy()))
     return ops.take(at).reset_index(drop=True)
 
 
-def _defaults(rows: Rows, chosen: pd.DataFrame) -> pd.DataFrame:
-    """add-only: a new or claimed user also gets the org's default basic licenses (those its
-    row does not assign already)."""
-    newcomers = rows.add | rows.claim
-    extra = _concat(
-        [_ops(newcomers, lic, "assign_license", 3) for lic in rows.snap.settings.default_licenses]
-    )
+def _codes(column: pd.Series) -> np.ndarray:
+    """Integer codes of a license column in name order (categorical or, when empty, text)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return np.asarray(column.cat.codes.to_numpy(), dtype=np.int64)
+    return np.asarray(pd.factorize(column.to_numpy(dtype=object), sort=True)[0])
+
+
+def _unpaired(extra: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """add-only defaults: the (row, license) pairs of ``extra`` that ``chosen`` lacks (a
+    new or claimed user gets the org's default basic licenses its row does not assign)."""
     if extra.empty or chosen.empty:
         return extra
-    return extra[~_pairs_in(extra, chosen)]
-
-
-def _pairs_in(ops: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
-    """Which (row, license) pairs of ``ops`` ``other`` holds too, as one integer key each."""
-    both = np.concatenate(
-        [ops["license"].to_numpy(dtype=object), other["license"].to_numpy(dtype=object)]
-    )
-    codes, names = pd.factorize(both)
-    width = max(len(names), 1)
-    key = ops["row"].to_numpy(dtype=np.int64) * width + codes[: len(ops)]
-    theirs = other["row"].to_numpy(dtype=np.int64) * width + codes[len(ops) :]
-    return np.isin(key, theirs)
+    width = len(extra["license"].cat.categories) + 1
+    key = extra["row"].to_numpy(dtype=np.int64) * width + _codes(extra["license"])
+    theirs = chosen["row"].to_numpy(dtype=np.int64) * width + _codes(chosen["license"])
+    return extra[~np.isin(key, theirs)]
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -248,10 +257,29 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else _no_ops()
 
 
-def _ops(mask: pd.Series, license: pd.Series | str, op: str, order: int) -> pd.DataFrame:
-    idx = mask.index[mask.to_numpy()]
-    lic = shared_text(license[mask.to_numpy()]) if isinstance(license, pd.Series) else license
-    return pd.DataFrame({"row": idx.to_numpy(), "license": lic, "op": op, "order": order})
+def _ops(
+    mask: pd.Series, license: pd.Series | str, op: str, order: int, ids: pd.CategoricalDtype
+) -> pd.DataFrame:
+    """One kind of license operation for the rows of ``mask``, license and kind coded."""
+    take = mask.to_numpy()
+    idx = mask.index[take]
+    n = len(idx)
+    if isinstance(license, pd.Series):
+        local, distinct = pd.factorize(license[take])
+        lookup = np.append(ids.categories.get_indexer(distinct), -1)
+        codes = lookup[local]
+    else:
+        codes = np.full(n, ids.categories.get_loc(license))
+    return pd.DataFrame(
+        {
+            "row": idx.to_numpy(),
+            "license": pd.Categorical.from_codes(codes, dtype=ids),
+            "op": pd.Categorical.from_codes(
+                np.full(n, OP_KINDS.categories.get_loc(op)), dtype=OP_KINDS
+            ),
+            "order": np.full(n, order, dtype=np.int64),
+        }
+    )
 
 
 def shared_text(values: pd.Series) -> np.ndarray:
