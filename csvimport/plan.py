@@ -13,7 +13,6 @@ neither frees nor takes anything), and finally emit the operations of the surviv
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport import jsontext
+from csvimport.beside import beside
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
 from csvimport.masks import arrow_text, is_false, is_true, member
@@ -551,10 +551,9 @@ def make_plan(
     from csvimport import accounting, rules
 
     rows = classify(v, snap, cat, mode)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # The payloads (Arrow kernels, which release the GIL) are built beside the rules;
-        # the few rows the rules reject are filtered out of them afterwards.
-        payloads = pool.submit(candidate_payloads, rows)
+    # The payloads (Arrow kernels, which release the GIL) are built beside the rules; the
+    # few rows the rules reject are filtered out of them afterwards.
+    with beside(candidate_payloads, rows) as payloads:
         email = v.cells["email"] if "email" in v.cells else pd.Series("", index=v.cells.index)
         b = IssueBuilder(v.cells, v.headers, email)
         rules.check(rows, b)

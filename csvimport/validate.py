@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +27,7 @@ import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
 
+from csvimport.beside import beside
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, codes_of, duplicate_codes, duplicate_rows
 from csvimport.masks import (
@@ -397,10 +397,9 @@ def validate(
     headers = _header_map(table, catalog)
     email = cells["email"] if "email" in cells else pd.Series("", index=cells.index)
     email_key = email.str.lower()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # Aligning the org's users on the rows is Arrow work (hash lookup, takes) that
-        # releases the GIL: it runs on the second core beside the format checks.
-        aligned = pool.submit(_aligned, current, email_key, cells.index)
+    # Aligning the org's users on the rows is Arrow work (hash lookup, takes) that releases
+    # the GIL: it runs on the second core beside the format checks.
+    with beside(_aligned, current, email_key, cells.index) as aligned:
         b = IssueBuilder(cells, headers, email)
         flags, row_package = _row_checks(table, catalog, cells, email_key, b)
         at, cur = aligned.result()
