@@ -109,14 +109,22 @@ def _plan(job: OrgJob) -> None:
     with timer.stage("validate"):
         checked = validate(table, cat, options.mode, current=snap.users)
     # From here on the rows carry the users they are about, and the planner reads two
-    # columns of the "after the row" view: the rest of both is ~0.5 GB at 1M rows.
-    snap = snap.narrowed(ORG_USER_COLUMNS)
-    checked = replace(checked, after=checked.after[list(AFTER_COLUMNS)])
+    # columns of the "after the row" view: the rest of both is ~0.5 GB at 1M rows. The
+    # planner gets the only references to the aligned users and the snapshot, so it can
+    # let them go once its payloads and rules are done (its memory peak is after that);
+    # the reports keep the validated rows without them.
+    org_users = len(snap.users)
+    rows_handed = [replace(checked, after=checked.after[list(AFTER_COLUMNS)])]
+    snap_handed = [snap.narrowed(ORG_USER_COLUMNS)]
+    checked = replace(checked, current=None, current_at=None)
+    del snap
     progress("plan", 0, len(table.frame))
     with timer.stage("plan"):
-        plan, issues, _rows = make_plan(checked, snap, cat, options.mode, result.sha256)
+        plan, issues, _rows = make_plan(
+            rows_handed.pop(), snap_handed.pop(), cat, options.mode, result.sha256
+        )
     eng.finish(result, issues, table, checked, plan)
-    _guard_deletes(result, snap, options, issues)
+    _guard_deletes(result, org_users, options, issues)
 
 
 def _check_ready(db: Any, snap: OrgSnapshot) -> None:
@@ -141,11 +149,11 @@ def _check_ready(db: Any, snap: OrgSnapshot) -> None:
         )
 
 
-def _guard_deletes(result: Result, snap: OrgSnapshot, options: Options, issues: Any) -> None:
+def _guard_deletes(result: Result, org_users: int, options: Options, issues: Any) -> None:
     """``too_many_deletes``: the whole file is refused, in the dry run too."""
     limit = options.max_deletes
     if limit is None:
-        limit = default_max_deletes(len(snap.users))
+        limit = default_max_deletes(org_users)
     deletes = result.operations.get("delete_user", 0)
     if deletes <= limit:
         return
@@ -153,7 +161,7 @@ def _guard_deletes(result: Result, snap: OrgSnapshot, options: Options, issues: 
         code="too_many_deletes",
         column="",
         message=f"the file would delete {deletes} users, more than the limit of {limit} "
-        f"({len(snap.users)} users in the org): check the package columns, or raise the limit "
+        f"({org_users} users in the org): check the package columns, or raise the limit "
         "with --max-deletes if the deletions are intended",
     )
     result.plan = None

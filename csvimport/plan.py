@@ -13,7 +13,7 @@ neither frees nor takes anything), and finally emit the operations of the surviv
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -551,9 +551,10 @@ def make_plan(
     from csvimport import accounting, rules
 
     rows = classify(v, snap, cat, mode)
+    org, version = snap.org_id, snap.state_version
     # The payloads (Arrow kernels, which release the GIL) are built beside the rules; the
     # few rows the rules reject are filtered out of them afterwards.
-    with beside(candidate_payloads, rows) as payloads:
+    with beside(candidate_payloads, rows) as building:
         email = v.cells["email"] if "email" in v.cells else pd.Series("", index=v.cells.index)
         b = IssueBuilder(v.cells, v.headers, email)
         rules.check(rows, b)
@@ -565,11 +566,29 @@ def make_plan(
                 break
             issues = concat_issues([issues, extra])
         valid = _valid_rows(rows, issues)
-        ops = operations(rows, valid, payloads.result())
-    plan = Plan(
-        org=snap.org_id, mode=mode, state_version=snap.state_version, sha256=sha256, operations=ops
-    )
+        payloads = building.result()
+    del v, snap
+    _let_go(rows)
+    ops = operations(rows, valid, payloads)
+    plan = Plan(org=org, mode=mode, state_version=version, sha256=sha256, operations=ops)
     return plan, issues, rows
+
+
+def _let_go(rows: Rows) -> None:
+    """Drop what only the rules and payloads read (the aligned users, the stored values, the
+    org's tables): assembling a million-row plan is the job's memory peak. Only ``rows``'
+    own references are dropped; a caller that still holds the inputs keeps them whole."""
+    rows.cur = rows.cur.iloc[:, :0]
+    rows.values = rows.values.iloc[:, :0]
+    rows.holdings = {}
+    rows.v = replace(rows.v, current=None, current_at=None)
+    snap = rows.snap
+    rows.snap = replace(
+        snap,
+        users=snap.users.iloc[:0],
+        licenses=snap.licenses.iloc[:0],
+        numbers=snap.numbers.iloc[:0],
+    )
 
 
 def _valid_rows(rows: Rows, issues: pd.DataFrame) -> pd.Index:
