@@ -349,26 +349,58 @@ def _filled(column: pa.Array) -> np.ndarray[Any, Any]:
     return np.asarray(offsets[1:] != offsets[:-1])
 
 
-# UTF-8 bytes that can start or end a character of TRIM_CHARS: its ASCII white space, and
-# every byte of a multi-byte sequence (conservative: "é" at an end also answers yes).
+# TRIM_CHARS in UTF-8: the one-byte ones as a byte table; the longer ones as the integer of
+# their bytes (big-endian) by length, with tables of the bytes they can start and end with,
+# so that only the few cells that might hold one at an end are looked at closely.
+_WIDE = [c.encode("utf-8") for c in TRIM_CHARS if len(c.encode("utf-8")) > 1]
 _TRIM_BYTES = np.zeros(256, dtype=bool)
-_TRIM_BYTES[0x80:] = True
 _TRIM_BYTES[[ord(c) for c in TRIM_CHARS if ord(c) < 0x80]] = True
+_WIDE_FIRST = np.zeros(256, dtype=bool)
+_WIDE_FIRST[[w[0] for w in _WIDE]] = True
+_WIDE_LAST = np.zeros(256, dtype=bool)
+_WIDE_LAST[[w[-1] for w in _WIDE]] = True
+_WIDE_KEYS = {
+    width: np.array(sorted(int.from_bytes(w, "big") for w in _WIDE if len(w) == width))
+    for width in sorted({len(w) for w in _WIDE})
+}
 
 
 def _may_need_trim(column: pa.Array) -> bool:
-    """Whether any cell's first or last byte is in ``_TRIM_BYTES`` (vectorised over the
-    offsets; an empty cell looks at a neighbour's byte, which can only say yes wrongly)."""
+    """Whether any cell starts or ends with a character of ``TRIM_CHARS``: exact, by
+    vectorised lookups of the first and last bytes of every cell (a column of names full of
+    "Ø…" and "…ü" needs no trim copy)."""
     data_buf = column.buffers()[2]
     if len(column) == 0 or data_buf is None or data_buf.size == 0:
         return False
     offsets = _offsets(column)
     data = np.frombuffer(data_buf, dtype=np.uint8)
-    starts = offsets[:-1]
-    if starts[-1] >= len(data):  # trailing empty cells start at the end of the data
-        starts = np.minimum(starts, len(data) - 1)
-    # offsets[i + 1] - 1 is -1 only for an empty first cell: it reads the last byte (harmless)
-    return bool(_TRIM_BYTES[data[starts]].any() or _TRIM_BYTES[data[offsets[1:] - 1]].any())
+    filled = offsets[1:] > offsets[:-1]
+    starts, ends = offsets[:-1][filled], offsets[1:][filled]
+    if _TRIM_BYTES[data[starts]].any() or _TRIM_BYTES[data[ends - 1]].any():
+        return True
+    heads = starts[_WIDE_FIRST[data[starts]]]
+    tails = ends[_WIDE_LAST[data[ends - 1]]]
+    return _wide_at(data, heads, ends[_WIDE_FIRST[data[starts]]], True) or _wide_at(
+        data, tails, starts[_WIDE_LAST[data[ends - 1]]], False
+    )
+
+
+def _wide_at(
+    data: np.ndarray[Any, Any], at: np.ndarray[Any, Any], other: np.ndarray[Any, Any], head: bool
+) -> bool:
+    """Whether a multi-byte trim character starts at ``at`` (``head``) or ends just before
+    it, within cells whose other end is ``other``."""
+    for width, keys in _WIDE_KEYS.items():
+        fits = (other - at >= width) if head else (at - other >= width)
+        first = at[fits] if head else at[fits] - width
+        if not len(first):
+            continue
+        key = np.zeros(len(first), dtype=np.int64)
+        for step in range(width):
+            key = (key << 8) | data[first + step]
+        if np.isin(key, keys).any():
+            return True
+    return False
 
 
 def _unquote(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:

@@ -13,10 +13,12 @@ from typing import Literal
 
 import openpyxl
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from csvimport import read as read_mod
 from csvimport.catalog import default
 from csvimport.model import FileRejected, Issue, Options, Table
 from csvimport.read import (
@@ -544,3 +546,15 @@ def test_raw_table_shape(tmp_path: Path) -> None:
         None,
         None,
     )
+
+
+_EDGE_CHARS = "aøüéØ€😀" + "".join(sorted(set(read_mod.TRIM_CHARS)))
+
+
+@given(st.lists(st.text(alphabet=_EDGE_CHARS, max_size=4), min_size=1, max_size=8))
+def test_may_need_trim_is_exact(cells: list[str]) -> None:
+    """The byte-level check says "trim" exactly when some cell starts or ends with a trim
+    character (a false "no" would keep padding; a false "yes" costs a copy of the column)."""
+    column = pa.array(cells, type=pa.large_string())
+    expected = any(c != c.strip(read_mod.TRIM_CHARS) for c in cells)
+    assert read_mod._may_need_trim(column) == expected
