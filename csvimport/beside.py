@@ -11,13 +11,15 @@ two run side by side, and restored after.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 
 SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
 
@@ -31,5 +33,24 @@ def beside(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Iterator[Fu
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             yield pool.submit(fn, *args, **kwargs)
+    finally:
+        sys.setswitchinterval(before)
+
+
+def in_order(fn: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iterator[R]:
+    """``fn`` of each item on ``depth`` worker threads, results yielded in order, with at
+    most ``depth`` items in flight (``Executor.map`` would take them all at once: every
+    line of a million-operation plan in memory)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
+    try:
+        with ThreadPoolExecutor(max_workers=depth) as pool:
+            pending: deque[Future[R]] = deque()
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= depth:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
     finally:
         sys.setswitchinterval(before)
