@@ -11,6 +11,11 @@ Decisions:
   column to ``schemas/`` needs no migration.
 - ``orgs.state_version`` grows by one with every committed change of the org: a plan records
   the version it was made against and apply refuses it when the org moved on (SPEC 7, exit 4).
+- ``snapshot_cache`` holds derived data, not org state: an org's users, licenses and numbers as
+  one Arrow blob, valid only while ``orgs.state_version`` equals its ``state_version``
+  (``store/snapcache.py``). It is an added table that nothing else refers to, so it needs no
+  schema version of its own: ``create_all`` adds it to an existing database on first use, an
+  older csvimport simply ignores it, and deleting its rows is always safe.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
@@ -266,6 +272,22 @@ class BatchFile(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(String(16))
     dest: Mapped[str | None] = mapped_column(Text)
+
+
+class SnapshotCache(Base):
+    """An org's snapshot frames as of ``state_version`` (``store/snapcache.py``): one row per
+    org, replaced when the org moved on; ``format`` names the blob's layout.
+
+    No foreign key to ``orgs``: orgs are never deleted, and on PostgreSQL a key check would
+    take a share lock on the org row, making a best-effort cache write wait for an apply.
+    """
+
+    __tablename__ = "snapshot_cache"
+    org_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state_version: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 # Tables that hold one org's state, in an order safe for deleting (children first).

@@ -7,6 +7,12 @@ Text is shaped in SQL (``COALESCE``, ``CASE`` for booleans) so Python only zips 
 Lookups across orgs (free accounts of the consumer org, emails of other customer orgs) are
 limited to the file's emails when those are given: fetch-all-and-intersect when the other orgs
 are small, chunked ``IN`` lists otherwise.
+
+The users, licenses and numbers of an org at a given ``state_version`` are cached in the
+database as one Arrow blob (``snapcache``): the statement that reads the org's settings also
+brings the blob stored for its current version, if any, and the big selects are skipped. A
+miss reads the tables and stores the blob, best effort. ``CSVIMPORT_SNAPSHOT_CACHE=off``
+turns the cache off.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Text, case, cast, func
 
 from csvimport.masks import member
 from csvimport.model import StaleOrBusy
+from csvimport.store import snapcache
 from csvimport.store.arrowfetch import fetch_frame
 from csvimport.store.db import transaction
 from csvimport.store.models import (
@@ -116,11 +123,18 @@ def load_snapshot(
     the org's ``state_version`` is read again once everything is in, and the read is repeated
     when it moved: every committed change of an org bumps its version in the same
     transaction, so an unchanged version means every select saw the same state.
+
+    The users, licenses and numbers come from the snapshot cache when it holds the org's
+    current version (``snapcache``); otherwise they are read from the tables and, once the
+    version check passed, written to the cache (best effort: never an error, never a wait).
     """
     wanted = None if emails is None else _unique(emails)
     for _ in range(_ATTEMPTS):
-        snap = _read(engine, org_id, wanted)
+        snap, cached = _read(engine, org_id, wanted)
         if _version(engine, org_id) == snap.state_version:
+            if not cached and snapcache.enabled():
+                frames = snapcache.Frames(snap.users, snap.licenses, snap.numbers)
+                snapcache.write(engine, org_id, snap.state_version, frames)
             return snap
     raise StaleOrBusy(
         f"the org {org_id} changed {_ATTEMPTS} times while it was being read: try again once "
@@ -128,25 +142,30 @@ def load_snapshot(
     )
 
 
-def _read(engine: Engine, org_id: str, wanted: pd.Series | None) -> OrgSnapshot:
-    """One attempt: the users here, the licenses and numbers on a second connection."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        side = pool.submit(_side_tables, engine, org_id)
-        with transaction(engine, write=False) as conn:
-            settings = _settings(conn, org_id)
-            users = _users(conn, org_id)
-            licenses, numbers = side.result()
-            return OrgSnapshot(
-                settings=settings,
-                users=users,
-                licenses=licenses,
-                pools=_pools(conn, org_id, users, licenses),
-                numbers=numbers,
-                locations=_names(conn, select(Location.name).where(Location.org_id == org_id)),
-                sites=_names(conn, select(Site.name).where(Site.org_id == org_id)),
-                free_accounts=_emails_of(conn, org_id, "consumer", wanted),
-                other_org_emails=_emails_of(conn, org_id, "customer", wanted),
-            )
+def _read(engine: Engine, org_id: str, wanted: pd.Series | None) -> tuple[OrgSnapshot, bool]:
+    """One attempt, and whether the big frames came from the cache. On a miss: the users
+    here, the licenses and numbers on a second connection."""
+    with transaction(engine, write=False) as conn:
+        settings, cached = _settings(conn, org_id)
+        if cached is not None:
+            users, licenses, numbers = cached.users, cached.licenses, cached.numbers
+        else:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                side = pool.submit(_side_tables, engine, org_id)
+                users = _users(conn, org_id)
+                licenses, numbers = side.result()
+        snap = OrgSnapshot(
+            settings=settings,
+            users=users,
+            licenses=licenses,
+            pools=_pools(conn, org_id, users, licenses),
+            numbers=numbers,
+            locations=_names(conn, select(Location.name).where(Location.org_id == org_id)),
+            sites=_names(conn, select(Site.name).where(Site.org_id == org_id)),
+            free_accounts=_emails_of(conn, org_id, "consumer", wanted),
+            other_org_emails=_emails_of(conn, org_id, "customer", wanted),
+        )
+        return snap, cached is not None
 
 
 def _version(engine: Engine, org_id: str) -> int | None:
@@ -206,12 +225,18 @@ def _frame(conn: Connection, stmt: Any, index: str | None = None) -> pd.DataFram
     return frame.set_index(index) if index else frame
 
 
-def _settings(conn: Connection, org_id: str) -> OrgSettings:
-    org = conn.execute(select(Org).where(Org.id == org_id)).first()
+def _settings(conn: Connection, org_id: str) -> tuple[OrgSettings, snapcache.Frames | None]:
+    """The org's settings and, from the same statement, its cached frames when the cache
+    holds its current version (None: a miss, or the cache is off)."""
+    stmt = select(Org).where(Org.id == org_id)
+    use_cache = snapcache.enabled()
+    org = conn.execute(snapcache.with_cached(stmt) if use_cache else stmt).first()
     if org is None:
         raise OrgNotFound(f"no org {org_id!r} is stored (load it with 'org load')")
     o = org._mapping
-    return OrgSettings(
+    blob = o["data"] if use_cache else None
+    cached = None if blob is None else _fitting(snapcache.decode(blob))
+    settings = OrgSettings(
         id=o["id"],
         name=o["name"],
         kind=o["kind"],
@@ -224,6 +249,22 @@ def _settings(conn: Connection, org_id: str) -> OrgSettings:
         trial=bool(o["trial"]),
         state_version=int(o["state_version"]),
     )
+    return settings, cached
+
+
+def _fitting(frames: snapcache.Frames | None) -> snapcache.Frames | None:
+    """``frames`` if their columns are those this version reads, else None (a miss)."""
+    if frames is None:
+        return None
+    users = list(frames.users.columns)
+    if (
+        users[: len(USER_COLUMNS)] != list(USER_COLUMNS)
+        or frames.users.index.name != "email"
+        or list(frames.licenses.columns) != ["email", "license"]
+        or list(frames.numbers.columns) != ["number", "location", "email"]
+    ):
+        return None
+    return frames
 
 
 def _users(conn: Connection, org_id: str) -> pd.DataFrame:
