@@ -79,12 +79,13 @@ def after_view(
     """Every catalogue field (text) and ``package`` as they would be after each row;
     ``cur`` is ``align_current``'s frame (None without an org)."""
     index = cells.index
-    after = pd.DataFrame(index=index)
+    columns: dict[str, pd.Series] = {}
     for fid in catalog.fields:
-        own = cells[fid] if fid in cells else pd.Series("", index=index)
+        own = cells[fid] if fid in cells else pd.Series("", index=index, dtype="str")
         if cur is not None and fid in cur:
-            own = own.where(own != "", cur[fid].fillna("").astype(str))
-        after[fid] = own.astype("str")
+            own = _filled_from(own, cur[fid])
+        columns[fid] = own.astype("str")
+    after = pd.DataFrame(columns, index=index)
     package = row_package.copy()
     if cur is not None and "package" in cur:
         held = cur["package"].fillna("").astype(str)
@@ -94,6 +95,15 @@ def after_view(
         package = package.where(package != "", held.where(~dropped, ""))
     after["package"] = package
     return after
+
+
+def _filled_from(own: pd.Series, current: pd.Series) -> pd.Series:
+    """``own``'s cells, the ``current`` value where a cell is blank (missing: ""): one Arrow
+    ``if_else`` per column, where pandas' ``where`` on Arrow text cost ~4x as much."""
+    mine = arrow_text(own)
+    theirs = pc.fill_null(arrow_text(current), "")
+    merged = pc.if_else(pc.fill_null(pc.equal(mine, ""), True), theirs, pc.fill_null(mine, ""))
+    return pd.Series(merged.to_pandas().array, index=own.index, dtype="str")
 
 
 def _drops_current(held: pd.Series, flags: dict[str, pd.Series]) -> pd.Series:
