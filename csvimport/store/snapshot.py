@@ -24,9 +24,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
+import pyarrow.compute as pc
 from sqlalchemy import ColumnElement, Connection, Engine, Text, case, cast, func, literal, select
 
-from csvimport.masks import member
+from csvimport.masks import arrow_text, member
 from csvimport.model import StaleOrBusy
 from csvimport.store import snapcache
 from csvimport.store.arrowfetch import fetch_frame
@@ -128,7 +129,7 @@ def load_snapshot(
     current version (``snapcache``); otherwise they are read from the tables and, once the
     version check passed, written to the cache (best effort: never an error, never a wait).
     """
-    wanted = None if emails is None else _unique(emails)
+    wanted = None if emails is None else _Wanted(emails)
     for _ in range(_ATTEMPTS):
         snap, cached = _read(engine, org_id, wanted)
         if _version(engine, org_id) == snap.state_version:
@@ -142,7 +143,7 @@ def load_snapshot(
     )
 
 
-def _read(engine: Engine, org_id: str, wanted: pd.Series | None) -> tuple[OrgSnapshot, bool]:
+def _read(engine: Engine, org_id: str, wanted: _Wanted | None) -> tuple[OrgSnapshot, bool]:
     """One attempt, and whether the big frames came from the cache. On a miss: the users
     here, the licenses and numbers on a second connection."""
     with transaction(engine, write=False) as conn:
@@ -191,10 +192,22 @@ def _side_tables(engine: Engine, org_id: str) -> tuple[pd.DataFrame, pd.DataFram
         return licenses, numbers
 
 
-def _unique(emails: pd.Series | Sequence[str]) -> pd.Series:
-    """The distinct non-blank emails."""
-    series = emails if isinstance(emails, pd.Series) else pd.Series(list(emails), dtype="str")
-    return pd.Series(series[series != ""].unique(), dtype="str")
+class _Wanted:
+    """The file's emails, made distinct only if some other org holds users at all: an org
+    alone in its database (the common case) spares the de-duplication of a million emails."""
+
+    def __init__(self, emails: pd.Series | Sequence[str]) -> None:
+        self.emails = emails
+        self._distinct: pd.Series | None = None
+
+    @property
+    def distinct(self) -> pd.Series:
+        """The distinct non-blank emails."""
+        if self._distinct is None:
+            found = pc.unique(arrow_text(self.emails))
+            found = found.filter(pc.fill_null(pc.not_equal(found, ""), False))
+            self._distinct = pd.Series(found.to_pandas().array, dtype="str")
+        return self._distinct
 
 
 def _text(column: Any, name: str | None = None) -> ColumnElement[str]:
@@ -328,19 +341,22 @@ def _names(conn: Connection, stmt: Any) -> frozenset[str]:
 
 
 def _emails_of(
-    conn: Connection, org_id: str, kind: str, wanted: pd.Series | None
+    conn: Connection, org_id: str, kind: str, file_emails: _Wanted | None
 ) -> frozenset[str]:
-    """Lowercase emails held by orgs of ``kind`` other than ``org_id``, within ``wanted``."""
+    """Lowercase emails held by orgs of ``kind`` other than ``org_id``, within the file's."""
     base = (
         select(User.email)
         .join(Org, Org.id == User.org_id)
         .where(Org.kind == kind, User.org_id != org_id)
     )
-    if wanted is None:
+    if file_emails is None:
         return frozenset(conn.execute(base).scalars())
+    held = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    if held == 0:
+        return frozenset()
+    wanted = file_emails.distinct
     if wanted.empty:
         return frozenset()
-    held = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
     if held <= 4 * len(wanted):  # few: fetch them all, keep those of the file (Arrow hash)
         others = pd.Series(list(conn.execute(base).scalars()), dtype="str")
         return frozenset(others[member(others, wanted)])
