@@ -26,7 +26,7 @@ from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
 from csvimport.masks import arrow_text, is_false, is_true, member
 from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
-from csvimport.requirements import align_current, delete_rows, user_positions
+from csvimport.requirements import KEPT_AFTER, align_current, delete_rows, user_positions
 from csvimport.store.snapshot import OrgSnapshot
 from csvimport.validate import Validated, compact_phone
 
@@ -36,7 +36,7 @@ MAX_PASSES = 6
 # extensions, seats and administrators are counted over the whole org.
 ORG_USER_COLUMNS = ("phone_number", "extension", "location", "role", "package")
 # The columns of the validated "after the row" view that planning reads.
-AFTER_COLUMNS = ("location", "package")
+AFTER_COLUMNS = KEPT_AFTER
 
 
 @dataclass

@@ -68,6 +68,54 @@ def _taken(column: pd.Series, at: pyarrow.Array, index: pd.Index) -> pd.Series:
     return pd.Series(picked, index=index).where(found)
 
 
+# The columns of the "after the row" view that outlive validation (the planner reads them).
+KEPT_AFTER = ("location", "package")
+
+
+class AfterView:
+    """Every catalogue field as it would be after each row (the row's non-blank cell, else the
+    current user's value), and ``package``: computed per column when asked, never all at
+    once (seventeen text columns of a million rows are ~250 MB, and most checks only need
+    to know which cells are blank, which takes no text at all)."""
+
+    def __init__(
+        self,
+        cells: pd.DataFrame,
+        flags: dict[str, pd.Series],
+        row_package: pd.Series,
+        mode: Mode,
+        cur: pd.DataFrame | None,
+    ) -> None:
+        self.cells, self.cur, self.index = cells, cur, cells.index
+        self.package = _package_after(row_package, flags, mode, cur)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, fid: str) -> pd.Series:
+        """The text column of ``fid`` after each row ("" where none)."""
+        if fid == "package":
+            return self.package
+        own = self.cells[fid] if fid in self.cells else pd.Series("", index=self.index)
+        if self.cur is not None and fid in self.cur:
+            own = _filled_from(own, self.cur[fid])
+        return own.astype("str")
+
+    def blank(self, fid: str) -> np.ndarray:
+        """Where ``fid`` is blank after the row: blank in the file and for the user now."""
+        out = np.ones(len(self.index), dtype=bool)
+        if fid in self.cells:
+            out &= (self.cells[fid] == "").to_numpy(dtype=bool)
+        if self.cur is not None and fid in self.cur and out.any():
+            now = pc.fill_null(pc.equal(arrow_text(self.cur[fid]), ""), True)
+            out &= np.asarray(now.to_numpy(zero_copy_only=False), dtype=bool)
+        return out
+
+    def frame(self, columns: tuple[str, ...] = KEPT_AFTER) -> pd.DataFrame:
+        """Some columns of the view as a frame (what the planner keeps)."""
+        return pd.DataFrame({c: self[c] for c in columns}, index=self.index)
+
+
 def after_view(
     cells: pd.DataFrame,
     flags: dict[str, pd.Series],
@@ -76,25 +124,26 @@ def after_view(
     mode: Mode,
     cur: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    """Every catalogue field (text) and ``package`` as they would be after each row;
-    ``cur`` is ``align_current``'s frame (None without an org)."""
-    index = cells.index
-    columns: dict[str, pd.Series] = {}
-    for fid in catalog.fields:
-        own = cells[fid] if fid in cells else pd.Series("", index=index, dtype="str")
-        if cur is not None and fid in cur:
-            own = _filled_from(own, cur[fid])
-        columns[fid] = own.astype("str")
-    after = pd.DataFrame(columns, index=index)
+    """Every catalogue field (text) and ``package`` as they would be after each row, as one
+    frame; ``cur`` is ``align_current``'s frame (None without an org)."""
+    view = AfterView(cells, flags, row_package, mode, cur)
+    return view.frame((*catalog.fields, "package"))
+
+
+def _package_after(
+    row_package: pd.Series, flags: dict[str, pd.Series], mode: Mode, cur: pd.DataFrame | None
+) -> pd.Series:
+    """The package each row's user holds after it: the row's, else (unless add-remove sets
+    it FALSE) the current one."""
     package = row_package.copy()
     if cur is not None and "package" in cur:
         held = cur["package"].fillna("").astype(str)
+        index = row_package.index
         dropped = (
             _drops_current(held, flags) if mode == "add-remove" else pd.Series(False, index=index)
         )
         package = package.where(package != "", held.where(~dropped, ""))
-    after["package"] = package
-    return after
+    return package
 
 
 def _filled_from(own: pd.Series, current: pd.Series) -> pd.Series:
@@ -115,7 +164,7 @@ def _drops_current(held: pd.Series, flags: dict[str, pd.Series]) -> pd.Series:
 
 
 def check(
-    after: pd.DataFrame,
+    after: AfterView,
     cells: pd.DataFrame,
     flags: dict[str, pd.Series],
     catalog: Catalog,
@@ -147,7 +196,7 @@ def check(
 
 
 def _required(
-    after: pd.DataFrame,
+    after: AfterView,
     holders: np.ndarray,
     names: tuple[str, ...],
     pkg: str,
@@ -159,10 +208,10 @@ def _required(
     for name in names:
         if name in catalog.groups:
             group = catalog.groups[name]
-            blank = np.logical_and.reduce([(after[m] == "").to_numpy() for m in group.any_of])
+            blank = np.logical_and.reduce([after.blank(m) for m in group.any_of])
             column, label, code = group.column, group.label, "missing_required_field"
         else:
-            blank = (after[name] == "").to_numpy()
+            blank = after.blank(name)
             field = catalog.fields[name]
             column, label, code = name, field.header, field.missing_code
         hit = after.index[holders & blank]
@@ -178,7 +227,7 @@ def _required(
         )
 
 
-def _names(after: pd.DataFrame, calling: np.ndarray, catalog: Catalog, b: IssueBuilder) -> None:
+def _names(after: AfterView, calling: np.ndarray, catalog: Catalog, b: IssueBuilder) -> None:
     """``invalid_name``: over the length limit or a forbidden character, calling packages only."""
     if not calling.any():
         return
@@ -207,7 +256,7 @@ def _has_any(text: pd.Series, chars: str) -> np.ndarray:
 
 
 def _duplicate_extensions(
-    after: pd.DataFrame, live: np.ndarray, cells: pd.DataFrame, b: IssueBuilder
+    after: AfterView, live: np.ndarray, cells: pd.DataFrame, b: IssueBuilder
 ) -> None:
     """Same extension twice in one location; a blank location is a group of its own."""
     if "extension" not in cells:

@@ -66,8 +66,8 @@ class Validated:
     ``cells``: the row's text by field id (only the fields the file has), index = row number.
     ``email_key``: lowercase email per row. ``flags``: nullable booleans per package and
     license id present in the file. ``row_package``: the package the row sets TRUE ("" when
-    none, the first one when several). ``after``: the "after the row" text view used for
-    requirements (equals ``cells`` when no org was given), plus column ``package``.
+    none, the first one when several). ``after``: the columns of the "after the row" view
+    that the planner reads (``requirements.KEPT_AFTER``: ``location``, ``package``).
     """
 
     table: Table
@@ -403,9 +403,10 @@ def validate(
         b = IssueBuilder(cells, headers, email)
         flags, row_package = _row_checks(table, catalog, cells, email_key, b)
         at, cur = aligned.result()
-    after = requirements.after_view(cells, flags, row_package, catalog, mode, cur)
-    requirements.check(after, cells, flags, catalog, mode, b)
+    view = requirements.AfterView(cells, flags, row_package, mode, cur)
+    requirements.check(view, cells, flags, catalog, mode, b)
     issues = b.frame()
+    after = view.frame()
     return Validated(table, cells, email_key, flags, row_package, after, issues, headers, cur, at)
 
 
