@@ -349,16 +349,15 @@ def _filled(column: pa.Array) -> np.ndarray[Any, Any]:
     return np.asarray(offsets[1:] != offsets[:-1])
 
 
-# TRIM_CHARS in UTF-8: the one-byte ones as a byte table; the longer ones as the integer of
-# their bytes (big-endian) by length, with tables of the bytes they can start and end with,
-# so that only the few cells that might hold one at an end are looked at closely.
+# TRIM_CHARS in UTF-8, as one byte table: bit 1 marks the one-byte trim characters, bit 2
+# the bytes a multi-byte one starts with, bit 4 the bytes one ends with; and the longer ones
+# as the integer of their bytes (big-endian) by length, to be matched in full.
 _WIDE = [c.encode("utf-8") for c in TRIM_CHARS if len(c.encode("utf-8")) > 1]
-_TRIM_BYTES = np.zeros(256, dtype=bool)
-_TRIM_BYTES[[ord(c) for c in TRIM_CHARS if ord(c) < 0x80]] = True
-_WIDE_FIRST = np.zeros(256, dtype=bool)
-_WIDE_FIRST[[w[0] for w in _WIDE]] = True
-_WIDE_LAST = np.zeros(256, dtype=bool)
-_WIDE_LAST[[w[-1] for w in _WIDE]] = True
+_ONE, _WIDE_HEAD, _WIDE_TAIL = 1, 2, 4
+_TRIM_TABLE = np.zeros(256, dtype=np.uint8)
+_TRIM_TABLE[[ord(c) for c in TRIM_CHARS if ord(c) < 0x80]] |= _ONE
+_TRIM_TABLE[[w[0] for w in _WIDE]] |= _WIDE_HEAD
+_TRIM_TABLE[[w[-1] for w in _WIDE]] |= _WIDE_TAIL
 _WIDE_KEYS = {
     width: np.array(sorted(int.from_bytes(w, "big") for w in _WIDE if len(w) == width))
     for width in sorted({len(w) for w in _WIDE})
@@ -366,22 +365,29 @@ _WIDE_KEYS = {
 
 
 def _may_need_trim(column: pa.Array) -> bool:
-    """Whether any cell starts or ends with a character of ``TRIM_CHARS``: exact, by
-    vectorised lookups of the first and last bytes of every cell (a column of names full of
+    """Whether any cell starts or ends with a character of ``TRIM_CHARS``: exact, by one
+    byte-table lookup of the first and of the last byte of every cell, and a full match of
+    the few cells whose end bytes can belong to a multi-byte one (a column of names full of
     "Ø…" and "…ü" needs no trim copy)."""
     data_buf = column.buffers()[2]
     if len(column) == 0 or data_buf is None or data_buf.size == 0:
         return False
     offsets = _offsets(column)
     data = np.frombuffer(data_buf, dtype=np.uint8)
+    # An empty cell reads a neighbour's byte here: it can only raise a suspicion, which the
+    # exact pass below then clears.
+    first = _TRIM_TABLE[data[np.minimum(offsets[:-1], len(data) - 1)]]
+    last = _TRIM_TABLE[data[offsets[1:] - 1]]
+    if not (np.bitwise_or.reduce(first) | np.bitwise_or.reduce(last)):
+        return False
     filled = offsets[1:] > offsets[:-1]
     starts, ends = offsets[:-1][filled], offsets[1:][filled]
-    if _TRIM_BYTES[data[starts]].any() or _TRIM_BYTES[data[ends - 1]].any():
+    first, last = first[filled], last[filled]
+    if (first & _ONE).any() or (last & _ONE).any():
         return True
-    heads = starts[_WIDE_FIRST[data[starts]]]
-    tails = ends[_WIDE_LAST[data[ends - 1]]]
-    return _wide_at(data, heads, ends[_WIDE_FIRST[data[starts]]], True) or _wide_at(
-        data, tails, starts[_WIDE_LAST[data[ends - 1]]], False
+    heads, tails = (first & _WIDE_HEAD) != 0, (last & _WIDE_TAIL) != 0
+    return _wide_at(data, starts[heads], ends[heads], True) or _wide_at(
+        data, ends[tails], starts[tails], False
     )
 
 
