@@ -545,8 +545,9 @@ def _attributes(rows: Rows, take: np.ndarray) -> pa.Array:
     users): their non-blank cells, booleans typed. Built ``_ROWS_AT_ONCE`` rows at a time:
     every field's literals are held until the join, about the payloads' size again."""
     positions = np.flatnonzero(take)
+    columns = {fid: arrow_text(rows.values[fid]) for fid in rows.values.columns}
     pieces = [
-        _attributes_of(rows, positions[start : start + _ROWS_AT_ONCE])
+        _attributes_of(rows, columns, positions[start : start + _ROWS_AT_ONCE])
         for start in range(0, len(positions), _ROWS_AT_ONCE)
     ]
     if not pieces:
@@ -557,11 +558,13 @@ def _attributes(rows: Rows, take: np.ndarray) -> pa.Array:
 _ROWS_AT_ONCE = 100_000
 
 
-def _attributes_of(rows: Rows, positions: np.ndarray) -> pa.Array:
+def _attributes_of(rows: Rows, columns: dict[str, pa.Array], positions: np.ndarray) -> pa.Array:
+    """The attributes payloads of the rows at ``positions`` (``columns``: ``rows.values`` as
+    Arrow arrays, converted once for all chunks)."""
     at = pa.array(positions)
     fields: list[tuple[str, np.ndarray, jsontext.Builder]] = []
-    for fid in rows.values.columns:
-        values = arrow_text(rows.values[fid]).take(at)
+    for fid, column in columns.items():
+        values = column.take(at)
         fields.append((fid, _present(rows, fid, values), _literal_builder(rows, fid, values)))
     return jsontext.object_rows('{"attributes": {', "}}", len(positions), fields)[0]
 
