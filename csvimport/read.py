@@ -50,7 +50,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn, Protocol
+from typing import Any, Literal, NoReturn, Protocol, TypeVar
 
 import defusedxml.ElementTree as SafeET
 import numpy as np
@@ -60,7 +60,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from csvimport import catalog as _catalog
+from csvimport.beside import in_order
 from csvimport.model import Column, FileRejected, Issue, Options, Table
+
+T = TypeVar("T")
 
 DELIMITERS = (",", ";", "\t", "|")
 # Trimmed from both ends of every cell: all Unicode white space (U+00A0 included) + zero width.
@@ -420,10 +423,10 @@ def _build(
     table: pa.Table, options: Options, numeric: np.ndarray[Any, Any] | None = None
 ) -> tuple[list[str], pd.DataFrame, pd.DataFrame | None]:
     """Header, frame and numeric mask from a table whose position ``i`` is row ``i + 1``."""
-    columns = list(table.columns)
+    raw = list(table.columns)
     table = pa.table({})  # drop our reference: each raw column goes once it is cleaned
-    for i, column in enumerate(columns):
-        columns[i] = _clean(column)
+    # Column by column on both cores (Arrow and NumPy work outside the GIL).
+    columns = list(in_order(_clean, _drained(raw)))
     nonblank = np.zeros(len(columns[0]), dtype=bool)
     for column in columns:
         nonblank |= _filled(column)
@@ -440,8 +443,7 @@ def _build(
             f"The file has {len(rows):,} user rows; the limit is {options.max_rows:,} "
             "(--max-rows). Split it into files of at most that many rows, or raise --max-rows.",
         )
-    for i, column in enumerate(columns):
-        columns[i] = _unquote(_rows_of(column, rows))
+    columns = list(in_order(lambda column: _unquote(_rows_of(column, rows)), _drained(columns)))
     width = len(columns)
     frame = pa.table({str(i): c for i, c in enumerate(columns)}).to_pandas()
     del columns
@@ -451,6 +453,14 @@ def _build(
     if numeric is not None:
         mask = pd.DataFrame(numeric[rows], index=frame.index, columns=frame.columns)
     return header, frame, mask
+
+
+def _drained(items: list[T]) -> Iterator[T]:
+    """The items in order, each dropped from ``items`` as it is handed out (so that the
+    caller's list no longer keeps a column alive once it has been replaced)."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 def _rows_of(
