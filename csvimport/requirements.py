@@ -8,6 +8,8 @@ checked by nothing here but ``delete_requires_remove_mode`` in add-only mode.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pyarrow
@@ -53,6 +55,44 @@ def align_current(
         at = user_positions(current, email_key)
     taken = pyarrow.array(at, mask=at < 0)  # null: new user
     return pd.DataFrame({c: _taken(current[c], taken, index) for c in current.columns}, index=index)
+
+
+class Aligner:
+    """``align_current`` as shared work: the thread that found the positions and any other
+    thread that calls ``help`` take the columns one by one from a common list, so the
+    caller, done with its own checks, shares the takes instead of waiting for them."""
+
+    def __init__(self, current: pd.DataFrame, email_key: pd.Series, index: pd.Index) -> None:
+        self.current, self.email_key, self.index = current, email_key, index
+        self.at: np.ndarray | None = None
+        self.ready = threading.Event()
+        self._todo = list(reversed(current.columns))
+        self._taken: dict[str, pd.Series] = {}
+
+    def run(self) -> tuple[np.ndarray, pd.DataFrame]:
+        """Find the positions, take columns until none is left; the whole aligned frame
+        once every column is taken (by this thread or a helper)."""
+        at = user_positions(self.current, self.email_key)
+        self.at = at
+        self.ready.set()
+        self.help()
+        return at, self.frame()
+
+    def help(self) -> None:
+        """Take columns until none is left to start (list.pop is atomic)."""
+        self.ready.wait()
+        assert self.at is not None
+        taken = pyarrow.array(self.at, mask=self.at < 0)
+        while True:
+            try:
+                name = self._todo.pop()
+            except IndexError:
+                return
+            self._taken[name] = _taken(self.current[name], taken, self.index)
+
+    def frame(self) -> pd.DataFrame:
+        """The aligned frame; only once ``help`` returned in every thread that called it."""
+        return pd.DataFrame({c: self._taken[c] for c in self.current.columns}, index=self.index)
 
 
 def _taken(column: pd.Series, at: pyarrow.Array, index: pd.Index) -> pd.Series:

@@ -27,6 +27,7 @@ import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
 
+from csvimport import requirements
 from csvimport.beside import beside
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, codes_of, duplicate_codes, duplicate_rows
@@ -391,17 +392,19 @@ def validate(
     current: pd.DataFrame | None = None,
 ) -> Validated:
     """Every check that needs no org; requirements on the after-the-row view of ``current``."""
-    from csvimport import requirements  # local: requirements imports Validated's helpers
-
     cells = _cells(table)
     headers = _header_map(table, catalog)
     email = cells["email"] if "email" in cells else pd.Series("", index=cells.index)
     email_key = email.str.lower()
     # Aligning the org's users on the rows is Arrow work (hash lookup, takes) that releases
-    # the GIL: it runs on the second core beside the format checks.
-    with beside(_aligned, current, email_key, cells.index) as aligned:
+    # the GIL: it runs on the second core beside the row checks, and this thread helps with
+    # the takes once its checks are done.
+    aligner = None if current is None else requirements.Aligner(current, email_key, cells.index)
+    with beside(_aligned, aligner) as aligned:
         b = IssueBuilder(cells, headers, email)
         flags, row_package = _row_checks(table, catalog, cells, email_key, b)
+        if aligner is not None:
+            aligner.help()
         at, cur = aligned.result()
     view = requirements.AfterView(cells, flags, row_package, mode, cur)
     requirements.check(view, cells, flags, catalog, mode, b)
@@ -411,15 +414,10 @@ def validate(
 
 
 def _aligned(
-    current: pd.DataFrame | None, email_key: pd.Series, index: pd.Index
+    aligner: requirements.Aligner | None,
 ) -> tuple[np.ndarray | None, pd.DataFrame | None]:
-    """Each row's user position in ``current`` and the aligned users (None, None: no org)."""
-    from csvimport import requirements
-
-    if current is None:
-        return None, None
-    at = requirements.user_positions(current, email_key)
-    return at, requirements.align_current(current, email_key, index, at)
+    """Each row's user position and the aligned users (None, None: no org)."""
+    return (None, None) if aligner is None else aligner.run()
 
 
 def _row_checks(
