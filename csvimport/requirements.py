@@ -66,22 +66,28 @@ class Aligner:
         self.current, self.email_key, self.index = current, email_key, index
         self.at: np.ndarray | None = None
         self.ready = threading.Event()
+        self.finished = threading.Event()
         self._todo = list(reversed(current.columns))
         self._taken: dict[str, pd.Series] = {}
+        if not self._todo:
+            self.finished.set()
 
     def run(self) -> tuple[np.ndarray, pd.DataFrame]:
         """Find the positions, take columns until none is left; the whole aligned frame
         once every column is taken (by this thread or a helper)."""
-        at = user_positions(self.current, self.email_key)
-        self.at = at
-        self.ready.set()
+        try:
+            at = user_positions(self.current, self.email_key)
+            self.at = at
+        finally:
+            self.ready.set()  # a helper must not wait for positions that never come
         self.help()
         return at, self.frame()
 
     def help(self) -> None:
         """Take columns until none is left to start (list.pop is atomic)."""
         self.ready.wait()
-        assert self.at is not None
+        if self.at is None:  # finding the positions failed: run() raises it
+            return
         taken = pyarrow.array(self.at, mask=self.at < 0)
         while True:
             try:
@@ -89,9 +95,13 @@ class Aligner:
             except IndexError:
                 return
             self._taken[name] = _taken(self.current[name], taken, self.index)
+            if len(self._taken) == len(self.current.columns):
+                self.finished.set()
 
     def frame(self) -> pd.DataFrame:
-        """The aligned frame; only once ``help`` returned in every thread that called it."""
+        """The aligned frame, once every column is taken (the last one may still be in the
+        other thread's hands when this thread runs out of columns to start)."""
+        self.finished.wait()
         return pd.DataFrame({c: self._taken[c] for c in self.current.columns}, index=self.index)
 
 

@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 
+import pyarrow as pa
 import pytest
 
 from csvimport.beside import beside, in_order
@@ -46,3 +47,40 @@ def test_beside_runs_beside_and_restores_the_switch_interval() -> None:
         assert sys.getswitchinterval() <= 0.0005
         assert worker.result() != main
     assert sys.getswitchinterval() == before
+
+
+def test_aligner_shared_by_two_threads_gives_the_aligned_frame() -> None:
+    """Whichever thread takes which column, the frame is the plain alignment; repeated to
+    give the race (the last column still being taken by the other thread) a chance."""
+    import numpy as np
+    import pandas as pd
+
+    from csvimport.requirements import Aligner, align_current
+
+    users = pd.DataFrame(
+        {f"c{i}": [f"{i}-{u}" for u in range(300)] for i in range(12)},
+        index=pd.Index([f"u{u}@x" for u in range(300)], name="email"),
+        dtype="str",
+    )
+    keys = pd.Series([f"u{u}@x" for u in np.random.default_rng(1).integers(0, 400, 500)])
+    index = pd.RangeIndex(2, 502)
+    want = align_current(users, keys, index)
+    for _ in range(30):
+        aligner = Aligner(users, keys, index)
+        with beside(aligner.run) as done:
+            aligner.help()
+            at, got = done.result()
+        pd.testing.assert_frame_equal(got, want)
+        assert (at >= 0).sum() == want["c0"].notna().sum()
+
+
+def test_aligner_helper_does_not_hang_when_the_positions_fail() -> None:
+    import pandas as pd
+
+    from csvimport.requirements import Aligner
+
+    users = pd.DataFrame({"c": pd.Series(["a"], dtype="str")}, index=pd.Index(["u@x"]))
+    aligner = Aligner(users, pd.Series([object()]), pd.RangeIndex(1))  # not text: fails
+    with pytest.raises((TypeError, ValueError, pa.ArrowException)), beside(aligner.run) as done:
+        aligner.help()
+        done.result()
