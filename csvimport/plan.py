@@ -490,10 +490,12 @@ def operations(rows: Rows, valid: pd.Index, payloads: Payloads | None = None) ->
     data = _payloads_in_order(blocks, at)
     return pd.DataFrame(
         {
-            "op": kinds,
+            # Objects sharing one string per kind and license: a "str" column would convert
+            # millions of them to Arrow here, for the writer to hash them back.
+            "op": pd.Series(kinds, dtype=object),
             "row": row[at],
             "email": _emails_at(rows, row[at]),
-            "license": licenses,
+            "license": pd.Series(licenses, dtype=object),
             "data": pd.Series(data.to_pandas().array, dtype="str"),
         },
         columns=PLAN_COLUMNS,

@@ -113,16 +113,15 @@ def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
     (null, or ``{}``) close the line with ``}`` instead."""
     row = pc.cast(pa.array(ops["row"].astype("int64").to_numpy()), TEXT)
     email = jsontext.escaped(arrow_text(ops["email"].fillna("")))
-    lic = pc.fill_null(arrow_text(ops["license"].where(ops["license"].notna(), "")), "")
     carried = pc.fill_null(pc.greater(pc.binary_length(data), 2), False)
     has = np.asarray(carried.to_numpy(zero_copy_only=False), dtype=bool)
     return pc.binary_join_element_wise(
-        _per_distinct(arrow_text(ops["op"]), lambda op: '{"op": ' + _literal(op) + ', "row": '),
+        _per_distinct(ops["op"], lambda op: '{"op": ' + _literal(op) + ', "row": '),
         row,
         _s(', "email": "'),
         email,
         _s('"'),
-        _per_distinct(lic, lambda v: ', "license": ' + _literal(v) if v else ""),
+        _per_distinct(ops["license"], lambda v: ', "license": ' + _literal(v) if v else ""),
         pc.if_else(carried, _s(","), _s("}")),
         _opened(data, has),
         _s("\n"),
@@ -140,11 +139,14 @@ def _s(text: str) -> pa.Scalar:
     return pa.scalar(text, TEXT)
 
 
-def _per_distinct(values: pa.Array, fn: Callable[[str], str]) -> pa.Array:
-    """``fn`` of each text, computed once per distinct value (operation kinds, licenses)."""
-    coded = pc.dictionary_encode(pc.fill_null(values, ""))
-    mapped = pa.array([fn(str(v)) for v in coded.dictionary.to_pylist()], type=TEXT)
-    return mapped.take(coded.indices)
+def _per_distinct(values: pd.Series, fn: Callable[[str], str]) -> pa.Array:
+    """``fn`` of each text (missing: ""), computed once per distinct value (operation
+    kinds, licenses): a factorize of the column, whatever its dtype (the planner's are
+    objects sharing one string per kind), and a take of the few results."""
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    texts = [fn("" if pd.isna(v) else str(v)) for v in distinct] + [fn("")]
+    mapped = pa.array(texts, type=TEXT)
+    return mapped.take(pa.array(np.where(codes < 0, len(texts) - 1, codes)))
 
 
 def _opened(data: pa.Array, carried: np.ndarray) -> pa.Array:
