@@ -9,7 +9,6 @@ last administrator cannot be deleted. ``check`` sees only the rows that are stil
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import pyarrow.compute as pc
 
 from csvimport.issues import IssueBuilder
 from csvimport.masks import arrow_text, member
-from csvimport.plan import Rows, held, normalise_phone, per_distinct
+from csvimport.plan import Rows, held, normalise_phone
 
 SHOWN_ROWS = 10
 
@@ -28,49 +27,140 @@ def check(rows: Rows, valid: pd.Index) -> pd.DataFrame:
     email = rows.v.cells["email"] if "email" in rows.v.cells else pd.Series("", index=rows.index)
     b = IssueBuilder(rows.v.cells, rows.v.headers, email)
     ok = pd.Series(rows.index.isin(valid), index=rows.index)
-    _numbers(rows, ok, b)
-    _extensions(rows, ok, b)
+    users = _Users(rows, ok)
+    _numbers(rows, ok, b, users)
+    _extensions(rows, ok, b, users)
     _seats(rows, ok, b)
     _last_admin(rows, ok, b)
     return b.frame()
 
 
-@dataclass
-class _Kept:
-    """Keys (number, or location + extension) that current holders keep after the plan, with
-    the holder's lowercase email; a key held twice counts for its first holder."""
-
-    keys: pa.Array
-    holders: pa.Array
+def _taking(rows: Rows, ok: pd.Series, wanted: pd.Series) -> np.ndarray:
+    """Valid rows that take the number or extension of their cell."""
+    taking: np.ndarray = (ok & (wanted != "") & ~rows.deleting).to_numpy()
+    return taking
 
 
-def _kept(rows: Rows, now: pd.Series, releasing: pd.Series) -> _Kept:
-    """``now`` is per user ("" = holds none); ``releasing`` marks the valid rows whose user
-    gives up what it holds now."""
-    gone = member(rows.snap.users.index, rows.v.email_key[releasing.to_numpy()])
-    keep = pa.array((now != "").to_numpy() & ~gone)
-    return _Kept(arrow_text(now).filter(keep), arrow_text(rows.snap.users.index).filter(keep))
+class _Users:
+    """Which of the org's users the valid rows are about, found once per ``check`` and only
+    when a rule needs it: numbers and extensions both ask which users give up what they
+    hold (``gone``).
+
+    The rows' user positions (``Validated.current_at``) are used as they are once the
+    emails there are checked to be the rows' own; else the valid rows' emails are looked up
+    among the org's in one Arrow hash. Both need the org's emails unique (as the store
+    keeps them); when they are not, every set of rows is looked up by email as it is."""
+
+    def __init__(self, rows: Rows, ok: pd.Series) -> None:
+        self.rows = rows
+        self.ok = ok
+        self._at: np.ndarray | None = None
+        self._unique: bool | None = None
+
+    def gone(self, releasing: pd.Series) -> np.ndarray:
+        """Per user of the org: a ``releasing`` row (valid, of an existing user) is about it."""
+        users = self.rows.snap.users
+        pick = releasing.to_numpy()
+        if not len(users):
+            return np.zeros(0, dtype=bool)
+        if self._unique is None:
+            self._unique = _unique_emails(users.index)
+        if not self._unique:
+            return member(users.index, self.rows.v.email_key[pick])
+        at = self._positions()[pick]
+        gone = np.zeros(len(users), dtype=bool)
+        gone[at[at >= 0]] = True
+        return gone
+
+    def _positions(self) -> np.ndarray:
+        """Per row, its user's position among the org's users for the valid rows of
+        existing users (-1 elsewhere and where the email is not the org's)."""
+        if self._at is not None:
+            return self._at
+        rows = self.rows
+        users = rows.snap.users
+        mine = (self.ok & rows.exists).to_numpy()
+        emails = arrow_text(rows.v.email_key).filter(pa.array(mine))
+        given = rows.v.current_at
+        at = None
+        if given is not None and len(given) == len(mine):
+            at = given[mine]
+            if not _points_at(users.index, at, emails):
+                at = None  # positions in another list of users: look the emails up
+        if at is None:
+            found = pc.index_in(emails, value_set=arrow_text(users.index))
+            at = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        self._at = np.full(len(mine), -1, dtype=np.int64)
+        self._at[mine] = at
+        return self._at
 
 
-def _clash(rows: Rows, ok: pd.Series, wanted: pd.Series, key: pd.Series, kept: _Kept) -> np.ndarray:
-    """Valid rows taking a key that another user keeps: one Arrow hash lookup of the rows'
-    keys in the kept ones (first holder wins, as ``index_in`` finds the first)."""
-    at = pc.index_in(arrow_text(key), value_set=kept.keys)
-    holder = kept.holders.take(at)  # null where nobody keeps the key
-    other = pc.fill_null(pc.not_equal(holder, arrow_text(rows.v.email_key)), False)
-    taking = (ok & (wanted != "") & ~rows.deleting).to_numpy()
-    clash: np.ndarray = taking & np.asarray(other.to_numpy(zero_copy_only=False), dtype=bool)
-    return clash
+def _points_at(org: pd.Index, at: np.ndarray, emails: pa.Array) -> bool:
+    """Whether ``at`` are the positions of ``emails`` among the org's emails ``org``."""
+    if not len(at):
+        return True
+    if ((at < 0) | (at >= len(org))).any():
+        return False
+    same = pc.equal(arrow_text(org).take(pa.array(at)), emails)
+    return bool(pc.all(pc.fill_null(same, False)).as_py())
 
 
-def _numbers(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
+def _unique_emails(emails: pd.Index) -> bool:
+    """Whether no email is the org's twice: strictly ascending (as the store reads them),
+    checked in one Arrow pass, else pandas' (cached) hash check."""
+    text = arrow_text(emails)
+    if len(text) < 2:
+        return True
+    if text.null_count == 0 and pc.all(pc.less(text[:-1], text[1:])).as_py():
+        return True
+    return bool(emails.is_unique)
+
+
+def _clash(
+    rows: Rows, taking: np.ndarray, keys: pa.Array, kept: np.ndarray, kept_keys: pa.Array
+) -> np.ndarray:
+    """The ``taking`` rows (``keys``: one per taking row) whose key another user keeps after
+    the plan: one Arrow hash lookup in the kept keys (``kept_keys``: one per user of
+    ``kept``, in the org's order), so a key held twice counts for its first holder, as
+    ``index_in`` finds the first; only the rows that find one compare emails."""
+    out = np.zeros(len(rows.index), dtype=bool)
+    if not len(kept_keys):
+        return out
+    at = pc.index_in(keys, value_set=kept_keys)
+    found = np.asarray(pc.is_valid(at).to_numpy(zero_copy_only=False), dtype=bool)
+    if not found.any():
+        return out
+    where = np.flatnonzero(taking)[found]
+    holder_at = np.flatnonzero(kept)[at.filter(pa.array(found)).to_numpy()]
+    holder = arrow_text(rows.snap.users.index).take(pa.array(holder_at))
+    other = pc.not_equal(holder, arrow_text(rows.v.email_key).take(pa.array(where)))
+    out[where] = np.asarray(pc.fill_null(other, False).to_numpy(zero_copy_only=False), dtype=bool)
+    return out
+
+
+def _numbers(rows: Rows, ok: pd.Series, b: IssueBuilder, users: _Users) -> None:
     """``number_in_use``: a number held after the whole plan by another user."""
     if "phone_number" not in rows.values:
         return
     wanted = rows.values["phone_number"]
-    now = normalise_phone(rows.snap.users["phone_number"].astype(str))
-    kept = _kept(rows, now, ok & rows.exists & (rows.deleting | (wanted != "")))
-    clash = _clash(rows, ok, wanted, wanted, kept)
+    taking = _taking(rows, ok, wanted)
+    if not taking.any():
+        return
+    raw = rows.snap.users["phone_number"].astype(str)
+    releasing = ok & rows.exists & (rows.deleting | (wanted != ""))
+    # only the numbers of users that keep theirs are normalised (the file's users give up theirs)
+    keeps = (raw != "").to_numpy() & ~users.gone(releasing)
+    now = normalise_phone(raw[keeps])
+    some = (now != "").to_numpy()  # a number left once spaces and dashes are gone
+    kept = keeps.copy()
+    kept[keeps] = some
+    clash = _clash(
+        rows,
+        taking,
+        arrow_text(wanted).filter(pa.array(taking)),
+        kept,
+        arrow_text(now).filter(pa.array(some)),
+    )
     b.cells(
         rows.index[clash],
         "phone_number",
@@ -79,20 +169,30 @@ def _numbers(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
     )
 
 
-def _extensions(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
-    """``extension_in_use``: the extension is held by another user of the same location."""
+def _extensions(rows: Rows, ok: pd.Series, b: IssueBuilder, users: _Users) -> None:
+    """``extension_in_use``: the extension is held by another user of the same location.
+
+    The key is the location (case-folded) and the extension, joined by NUL; it is built only
+    for the users that keep an extension and the rows that take one."""
     if "extension" not in rows.values:
         return
-    users = rows.snap.users
-    ext = users["extension"].astype(str)
-    now = (per_distinct(users["location"], str.casefold) + "\x00" + ext).where(ext != "", "")
     wanted = rows.values["extension"]
+    taking = _taking(rows, ok, wanted)
+    if not taking.any():
+        return
+    org = rows.snap.users
+    ext = org["extension"].astype(str)
     moves = wanted != ""
     if "location" in rows.values:
         moves |= rows.values["location"] != ""
-    kept = _kept(rows, now, ok & rows.exists & (rows.deleting | moves))
-    key = per_distinct(rows.v.after["location"], str.casefold) + "\x00" + wanted
-    clash = _clash(rows, ok, wanted, key, kept)
+    kept = (ext != "").to_numpy() & ~users.gone(ok & rows.exists & (rows.deleting | moves))
+    clash = _clash(
+        rows,
+        taking,
+        _location_key(rows.v.after["location"], wanted, taking),
+        kept,
+        _location_key(org["location"], ext, kept),
+    )
     b.cells(
         rows.index[clash],
         "extension",
@@ -102,22 +202,50 @@ def _extensions(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
     )
 
 
+def _location_key(location: pd.Series, extension: pd.Series, where: np.ndarray) -> pa.Array:
+    """Case-folded location + NUL + extension of the entries of ``where`` (a missing
+    location counts as "", a missing extension makes the key missing)."""
+    pick = pa.array(where)
+    coded = pc.dictionary_encode(arrow_text(location).filter(pick))
+    names = coded.dictionary.to_pylist()
+    folded = pa.array([str(n).casefold() for n in names], type=pa.large_string())
+    place = pc.fill_null(folded.take(coded.indices), "")
+    return pc.binary_join_element_wise(
+        place, arrow_text(extension).filter(pick), pa.scalar("\x00", pa.large_string())
+    )
+
+
 def _seats(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
     """``license_unavailable``: removals and deletions free seats, then assignments take them
-    in file order; the rows past the last free seat are rejected."""
-    ops = rows.license_ops[rows.license_ops["row"].isin(rows.index[ok.to_numpy()])]
-    assigns = ops[ops["op"] == "assign_license"]
-    for lic in assigns["license"].unique():
+    in file order; the rows past the last free seat are rejected.
+
+    The license operations are coded once (license as an integer, the valid rows' assign and
+    remove masks): each license then costs integer comparisons, not a filtered frame."""
+    all_ops = rows.license_ops
+    live = all_ops["row"].isin(rows.index[ok.to_numpy()]).to_numpy()
+    codes, names = pd.factorize(all_ops["license"])
+    op = all_ops["op"]
+    assign = live & (op == "assign_license").to_numpy()
+    remove = live & (op == "remove_license").to_numpy()
+    row = all_ops["row"].to_numpy()
+    leaving = (ok & rows.deleting & rows.exists).to_numpy()
+    for code in pd.unique(codes[assign]):
+        if code < 0:
+            continue  # no license: nothing to count
+        lic = str(names[int(code)])
         if lic in rows.cat.licenses and rows.cat.licenses[lic].kind == "basic":
             continue
         seats, pool_name = _pool_seats(rows, lic)
-        if seats is None:
-            continue  # suspended/cancelled only: license_suspended said it
-        taking = assigns.loc[assigns["license"] == lic, "row"].to_numpy()
+        if seats is None or math.isinf(seats):
+            continue  # suspended/cancelled only: license_suspended said it; or unlimited
+        mine = codes == code
+        taking = row[assign & mine]
         used = int(held_count(rows, lic))
-        freed = _freed(rows, ok, ops, lic)
+        freed = int((remove & mine).sum())
+        if leaving.any():
+            freed += int((leaving & held(rows, lic).to_numpy()).sum())
         left = seats - used + freed
-        if math.isinf(left) or len(taking) <= left:
+        if len(taking) <= left:
             continue
         past = pd.Index(taking[max(int(left), 0) :])
         shown = ", ".join(str(r) for r in past[:SHOWN_ROWS]) + (
@@ -167,23 +295,14 @@ def held_count(rows: Rows, lic: str) -> int:
     return int((rows.snap.licenses["license"] == lic).sum())
 
 
-def _freed(rows: Rows, ok: pd.Series, ops: pd.DataFrame, lic: str) -> int:
-    removals = int(((ops["license"] == lic) & (ops["op"] == "remove_license")).sum())
-    deleted = ok & rows.deleting & rows.exists & held(rows, lic)
-    return removals + int(deleted.sum())
-
-
 def _last_admin(rows: Rows, ok: pd.Series, b: IssueBuilder) -> None:
     """The org keeps at least one full administrator."""
-    users = rows.snap.users
-    admins = int((users["role"] == "full_admin").sum())
-    gone = (
-        ok
-        & rows.deleting
-        & rows.exists
-        & (rows.cur["role"] == "full_admin").fillna(False).astype(bool)
-    )
+    leaving = ok & rows.deleting & rows.exists
+    if not leaving.any():
+        return  # nobody is deleted
+    gone = leaving & (rows.cur["role"] == "full_admin").fillna(False).astype(bool)
     idx = rows.index[gone.to_numpy()]
+    admins = int((rows.snap.users["role"] == "full_admin").sum())
     if admins == 0 or len(idx) < admins:
         return
     last = idx[admins - 1 :]
