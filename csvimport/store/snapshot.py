@@ -343,12 +343,15 @@ def _names(conn: Connection, stmt: Any) -> frozenset[str]:
 def _emails_of(
     conn: Connection, org_id: str, kind: str, file_emails: _Wanted | None
 ) -> frozenset[str]:
-    """Lowercase emails held by orgs of ``kind`` other than ``org_id``, within the file's."""
-    base = (
-        select(User.email)
-        .join(Org, Org.id == User.org_id)
-        .where(Org.kind == kind, User.org_id != org_id)
-    )
+    """Lowercase emails held by orgs of ``kind`` other than ``org_id``, within the file's.
+
+    The orgs are looked up first and their users by ``org_id IN (...)`` (the users' key
+    starts with the org): a join filtered on ``org_id != X`` scanned every user of the
+    database, ~0.7 s per kind with one 1M-user org and no other org at all."""
+    others = list(conn.execute(select(Org.id).where(Org.kind == kind, Org.id != org_id)).scalars())
+    if not others:
+        return frozenset()
+    base = select(User.email).where(User.org_id.in_(others))
     if file_emails is None:
         return frozenset(conn.execute(base).scalars())
     held = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
