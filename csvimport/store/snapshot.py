@@ -348,10 +348,10 @@ def _emails_of(
     The orgs are looked up first and their users by ``org_id IN (...)`` (the users' key
     starts with the org): a join filtered on ``org_id != X`` scanned every user of the
     database, ~0.7 s per kind with one 1M-user org and no other org at all."""
-    others = list(conn.execute(select(Org.id).where(Org.kind == kind, Org.id != org_id)).scalars())
-    if not others:
+    orgs = list(conn.execute(select(Org.id).where(Org.kind == kind, Org.id != org_id)).scalars())
+    if not orgs:
         return frozenset()
-    base = select(User.email).where(User.org_id.in_(others))
+    base = select(User.email).where(User.org_id.in_(orgs))
     if file_emails is None:
         return frozenset(conn.execute(base).scalars())
     held = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
