@@ -97,7 +97,10 @@ def _plan(job: OrgJob) -> None:
     timer, progress = job.timer, job.progress
     assert options.org is not None
     email = table.column_for("email")
-    keys = pd.Series([], dtype="str") if email is None else table.frame[email.index].str.lower()
+
+    def keys() -> pd.Series:  # only read when another org holds users
+        return pd.Series([], dtype="str") if email is None else table.frame[email.index].str.lower()
+
     with timer.stage("snapshot"):
         try:
             snap = load_snapshot(db, options.org, emails=keys)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from csvimport import engine as eng
@@ -114,3 +116,21 @@ def test_message_names_pool_shortfall_and_rows(engine: Engine, tmp_path: Path) -
     message = result.issues["message"].iloc[0]
     assert "Webex Calling" in message and "ORD-9" in message
     assert "8 of 10 seats left" in message and "rows 10, 11" in message
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b", "c", "", "d"]), max_size=30),
+    st.lists(st.sampled_from(["a", "b", "c", "x"]), unique=True),
+)
+def test_run_positions_equal_a_plain_lookup(keys: list[str], among: list[str]) -> None:
+    """Looking up each run of equal keys once gives every key's position, in any order."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from csvimport.plan import _run_positions
+
+    k = pa.array(keys, type=pa.large_string())
+    a = pa.array(among, type=pa.large_string())
+    want = pc.index_in(k, value_set=a).fill_null(-1).to_numpy(zero_copy_only=False)
+    assert list(_run_positions(k, a)) == list(np.asarray(want, dtype=np.int64))

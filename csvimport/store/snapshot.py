@@ -18,7 +18,7 @@ turns the cache off.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -111,7 +111,9 @@ class OrgSnapshot:
 
 
 def load_snapshot(
-    engine: Engine, org_id: str, emails: pd.Series | Sequence[str] | None = None
+    engine: Engine,
+    org_id: str,
+    emails: pd.Series | Sequence[str] | Callable[[], pd.Series] | None = None,
 ) -> OrgSnapshot:
     """Read org ``org_id`` as one consistent state.
 
@@ -196,15 +198,17 @@ class _Wanted:
     """The file's emails, made distinct only if some other org holds users at all: an org
     alone in its database (the common case) spares the de-duplication of a million emails."""
 
-    def __init__(self, emails: pd.Series | Sequence[str]) -> None:
+    def __init__(self, emails: pd.Series | Sequence[str] | Callable[[], pd.Series]) -> None:
         self.emails = emails
         self._distinct: pd.Series | None = None
 
     @property
     def distinct(self) -> pd.Series:
-        """The distinct non-blank emails."""
+        """The distinct non-blank emails (``emails`` may be a function that computes them:
+        lowercasing a million cells is then only done when some other org has users)."""
         if self._distinct is None:
-            found = pc.unique(arrow_text(self.emails))
+            emails = self.emails() if callable(self.emails) else self.emails
+            found = pc.unique(arrow_text(emails))
             found = found.filter(pc.fill_null(pc.not_equal(found, ""), False))
             self._distinct = pd.Series(found.to_pandas().array, dtype="str")
         return self._distinct
