@@ -9,6 +9,7 @@ fails).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,6 +23,8 @@ from csvimport.plan import AFTER_COLUMNS, ORG_USER_COLUMNS, make_plan
 from csvimport.store import jobs
 from csvimport.store.snapshot import OrgNotFound, OrgSnapshot, load_snapshot
 from csvimport.validate import validate
+
+log = logging.getLogger(__name__)
 
 
 def default_max_deletes(users: int) -> int:
@@ -71,10 +74,12 @@ def run_with_org(job: OrgJob) -> None:
         if options.source != "batch":
             jobs.finish_job(db, result.job_id, "FAILED", error="org busy")
         raise
+    planned: int | None = None
     try:
         if options.source != "batch":
             jobs.start_job(db, result.job_id)
         _plan(job)
+        planned = result.state_version
         _apply(result, db, timer, progress)
     except FileRejected:
         result.status = Status.REJECTED  # the engine reports it; the job record must say so
@@ -90,6 +95,24 @@ def run_with_org(job: OrgJob) -> None:
                 state_version=result.state_version,
                 error=_error(result),
             )
+    if result.state_version != planned and result.status != Status.FAILED:
+        with timer.stage("snapshot_refresh"):
+            _refresh_snapshot(db, options.org)
+
+
+def _refresh_snapshot(db: Any, org: str) -> None:
+    """After an apply changed the org (committed, job finished, lock released), read it once
+    more so that the snapshot cache holds the new state: the next dry run of the org then
+    reads it from one blob (1M users: ~0.6 s instead of ~8 s). Best effort: the job is
+    done whatever happens here."""
+    from csvimport.store import snapcache
+
+    if not snapcache.enabled():
+        return
+    try:
+        load_snapshot(db, org)
+    except Exception:  # a cache refresh never fails a finished job
+        log.debug("snapshot cache refresh of org %s failed", org, exc_info=True)
 
 
 def _plan(job: OrgJob) -> None:

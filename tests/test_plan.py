@@ -134,3 +134,35 @@ def test_run_positions_equal_a_plain_lookup(keys: list[str], among: list[str]) -
     a = pa.array(among, type=pa.large_string())
     want = pc.index_in(k, value_set=a).fill_null(-1).to_numpy(zero_copy_only=False)
     assert list(_run_positions(k, a)) == list(np.asarray(want, dtype=np.int64))
+
+
+@pytest.mark.parametrize("cache", ["on", "off"])
+def test_an_apply_leaves_the_snapshot_cache_current(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: str
+) -> None:
+    """After an apply changed the org, its cached snapshot is of the new state (the next dry
+    run starts warm); with the cache off nothing is written."""
+    from sqlalchemy import select
+
+    from csvimport.store.db import transaction
+    from csvimport.store.models import Org, SnapshotCache
+    from csvimport.store.snapshot import load_snapshot
+
+    monkeypatch.setenv("CSVIMPORT_SNAPSHOT_CACHE", cache)
+    _org(engine, tmp_path)
+    path = tmp_path / "users.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([HEADER, _new(0)])
+    result = eng.run(Options(file=path, org="seats", dry_run=False), db=engine)
+    assert result.operations["add_user"] == 1
+    with transaction(engine, write=False) as conn:
+        now = conn.execute(select(Org.state_version).where(Org.id == "seats")).scalar_one()
+        cached = conn.execute(
+            select(SnapshotCache.state_version).where(SnapshotCache.org_id == "seats")
+        ).scalar()
+    assert now == result.state_version
+    if cache == "off":
+        assert cached is None
+        return
+    assert cached == now
+    assert "new0@s.example" in load_snapshot(engine, "seats").users.index
