@@ -11,6 +11,7 @@ two run side by side, and restored after.
 from __future__ import annotations
 
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,33 +25,48 @@ R = TypeVar("R")
 SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
 
 
+_lock = threading.Lock()
+_users = 0
+_saved = 0.0
+
+
+@contextmanager
+def _short_switch_interval() -> Iterator[None]:
+    """The short interval while any caller runs work side by side; the first one in saves
+    the process's interval and the last one out restores it (jobs of a worker may overlap
+    in threads: each restoring what it saw could leave the short interval for good)."""
+    global _users, _saved
+    with _lock:
+        if _users == 0:
+            _saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_saved, SWITCH_INTERVAL))
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                sys.setswitchinterval(_saved)
+
+
 @contextmanager
 def beside(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Iterator[Future[T]]:
     """``fn(*args, **kwargs)`` in a worker thread for the duration of the ``with`` body;
     the body gets its future (``result()`` waits for it and re-raises its exception)."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
-    try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            yield pool.submit(fn, *args, **kwargs)
-    finally:
-        sys.setswitchinterval(before)
+    with _short_switch_interval(), ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(fn, *args, **kwargs)
 
 
 def in_order(fn: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iterator[R]:
     """``fn`` of each item on ``depth`` worker threads, results yielded in order, with at
     most ``depth`` items in flight (``Executor.map`` would take them all at once: every
     line of a million-operation plan in memory)."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
-    try:
-        with ThreadPoolExecutor(max_workers=depth) as pool:
-            pending: deque[Future[R]] = deque()
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= depth:
-                    yield pending.popleft().result()
-            while pending:
+    with _short_switch_interval(), ThreadPoolExecutor(max_workers=depth) as pool:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= depth:
                 yield pending.popleft().result()
-    finally:
-        sys.setswitchinterval(before)
+        while pending:
+            yield pending.popleft().result()

@@ -84,3 +84,26 @@ def test_aligner_helper_does_not_hang_when_the_positions_fail() -> None:
     with pytest.raises((TypeError, ValueError, pa.ArrowException)), beside(aligner.run) as done:
         aligner.help()
         done.result()
+
+
+def test_overlapping_callers_restore_the_interval_they_found() -> None:
+    """Two jobs in threads, their side-by-side sections overlapping out of order: the
+    process's interval comes back once both are done."""
+    before = sys.getswitchinterval()
+    inside = threading.Barrier(2)
+    first_out = threading.Event()
+
+    def job(leave_first: bool) -> None:
+        with beside(time.sleep, 0):
+            inside.wait()
+            if not leave_first:
+                first_out.wait()
+        if leave_first:
+            first_out.set()
+
+    threads = [threading.Thread(target=job, args=(flag,)) for flag in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sys.getswitchinterval() == before
