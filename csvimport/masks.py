@@ -69,7 +69,7 @@ def byte_bits(values: pyarrow.Array, classes: np.ndarray) -> np.ndarray:
     Regex-free tests for simple patterns, several times cheaper than RE2 run cell by cell.
     ASCII classes count characters exactly: their bytes never occur inside a multi-byte
     UTF-8 character."""
-    offsets = _offsets(values)
+    offsets = text_offsets(values)
     out = np.zeros(len(values), dtype=np.uint8)
     data = values.buffers()[2]
     if len(values) == 0 or data is None or offsets[-1] == offsets[0]:
@@ -82,13 +82,13 @@ def byte_bits(values: pyarrow.Array, classes: np.ndarray) -> np.ndarray:
 
 
 def byte_lengths(values: pyarrow.Array) -> np.ndarray:
-    offsets = _offsets(values)
+    offsets = text_offsets(values)
     return np.asarray(offsets[1:] - offsets[:-1])
 
 
 def first_bytes(values: pyarrow.Array) -> np.ndarray:
     """Each cell's first byte (0 for an empty cell)."""
-    offsets = _offsets(values)
+    offsets = text_offsets(values)
     out = np.zeros(len(values), dtype=np.uint8)
     filled = offsets[1:] > offsets[:-1]
     data = values.buffers()[2]
@@ -106,8 +106,26 @@ def fullmatch_where(values: pyarrow.Array, where: np.ndarray, pattern: str) -> n
     return out
 
 
-def _offsets(values: pyarrow.Array) -> np.ndarray:
-    """The value offsets of a ``large_string`` array as numpy (no copy)."""
+def text_offsets(values: pyarrow.Array) -> np.ndarray:
+    """The value offsets of a ``large_string`` array as numpy (no copy); for a slice, its
+    own ``len + 1`` offsets, into the buffer it shares with its parent."""
     buf = values.buffers()[1]
     start = values.offset
     return np.frombuffer(buf, dtype=np.int64)[start : start + len(values) + 1]
+
+
+def text_bytes(values: pyarrow.Array) -> np.ndarray:
+    """The UTF-8 bytes of exactly these texts (no copy): a slice's own, not its parent's
+    whole buffer."""
+    data = values.buffers()[2]
+    if len(values) == 0 or data is None:
+        return np.zeros(0, dtype=np.uint8)
+    offsets = text_offsets(values)
+    return np.frombuffer(data, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
+
+
+def text_buffer(values: pyarrow.Array) -> pyarrow.Buffer:
+    """The data buffer of a string array, an empty one when Arrow has none (no text at all):
+    what ``LargeStringArray.from_buffers`` needs."""
+    data = values.buffers()[2]
+    return data if data is not None else pyarrow.py_buffer(b"")

@@ -24,7 +24,7 @@ from csvimport import jsontext
 from csvimport.beside import beside
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
-from csvimport.masks import arrow_text, is_false, is_true, member
+from csvimport.masks import arrow_text, is_false, is_true, member, text_buffer
 from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
 from csvimport.requirements import KEPT_AFTER, align_current, delete_rows, user_positions
 from csvimport.store.snapshot import OrgSnapshot
@@ -37,6 +37,8 @@ MAX_PASSES = 6
 ORG_USER_COLUMNS = ("phone_number", "extension", "location", "role", "package")
 # The columns of the validated "after the row" view that planning reads.
 AFTER_COLUMNS = KEPT_AFTER
+# The kinds of license operations, as the categories of ``Rows.license_ops["op"]``.
+OP_KINDS = pd.CategoricalDtype(["remove_license", "assign_license"])
 
 
 @dataclass
@@ -170,9 +172,6 @@ def _holdings(at: np.ndarray, snap: OrgSnapshot) -> dict[str, np.ndarray]:
         holds[holder_at[(codes == code) & (holder_at >= 0)]] = True
         out[str(name)] = holds[safe] & found
     return out
-
-
-OP_KINDS = pd.CategoricalDtype(["remove_license", "assign_license"])
 
 
 def _run_positions(keys: pa.Array, among: pa.Array) -> np.ndarray:
@@ -323,14 +322,11 @@ def _literals(rows: Rows, fid: str, values: pa.Array, prefix: jsontext.Prefix = 
     blank as null (no prefix either)."""
     if rows.cat.fields[fid].type == "boolean":
         if isinstance(prefix, str):
-            true, false = pc.equal(values, "TRUE"), pc.equal(values, "FALSE")
-            return pc.if_else(
-                true, _text(prefix + "true"), pc.if_else(false, _text(prefix + "false"), None)
-            )
+            return jsontext.boolean_literals(values, prefix)
         return jsontext.concat(prefix, jsontext.boolean_literals(values))
     blank = pc.fill_null(pc.equal(values, ""), True).to_numpy(zero_copy_only=False)
     text = jsontext.escaped(pc.fill_null(values, ""))
-    return jsontext.concat(prefix, '"', _fresh_nulls(text, blank), '"')
+    return jsontext.concat(prefix, '"', jsontext.null_where(text, blank), '"')
 
 
 def _present(rows: Rows, fid: str, values: pa.Array) -> np.ndarray:
@@ -340,18 +336,6 @@ def _present(rows: Rows, fid: str, values: pa.Array) -> np.ndarray:
     else:
         kept = pc.not_equal(values, "")
     return np.asarray(pc.fill_null(kept, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _text(value: str) -> pa.Scalar:
-    return pa.scalar(value, jsontext.TEXT)
-
-
-def _fresh_nulls(values: pa.Array, null: np.ndarray) -> pa.Array:
-    """``values`` null where ``null``: a new validity bitmap over the same bytes when it can
-    (an unsliced array without nulls), else by ``if_else``."""
-    if values.offset or values.null_count or values.type != jsontext.TEXT:
-        return pc.if_else(pa.array(null), jsontext.NULL, values)
-    return jsontext.without_nulls_where(values, null)
 
 
 def _old_text(rows: Rows, fid: str) -> pa.Array:
@@ -474,15 +458,13 @@ def candidate_payloads(rows: Rows) -> Payloads:
     )
 
 
-def operations(rows: Rows, valid: pd.Index, payloads: Payloads | None = None) -> pd.DataFrame:
+def operations(rows: Rows, valid: pd.Index, payloads: Payloads) -> pd.DataFrame:
     """The plan's operations for the ``valid`` rows, in file order (user op, then licenses).
 
     Built as column blocks, ordered once by a NumPy ``lexsort`` and gathered once: no frame
     per kind, no concatenated copy. Text columns stay Arrow-backed (``email``, ``data``): a
     million-row plan holds millions of operations, and a Python string per cell would double
-    the plan's memory."""
-    if payloads is None:
-        payloads = candidate_payloads(rows)
+    the plan's memory. ``payloads``: ``candidate_payloads`` of ``rows``."""
     ok = pd.Series(rows.index.isin(valid), index=rows.index)
     blocks: list[_Block] = []
     for mask, op in ((rows.add, "add_user"), (rows.claim, "claim_user")):
@@ -539,14 +521,8 @@ def _payloads_in_order(blocks: list[_Block], at: np.ndarray) -> pa.Array:
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     validity = pa.array(has_sorted).buffers()[1]
     return pa.LargeStringArray.from_buffers(
-        len(at), pa.py_buffer(offsets), _data_buffer(carried), validity
+        len(at), pa.py_buffer(offsets), text_buffer(carried), validity
     )
-
-
-def _data_buffer(values: pa.Array) -> pa.Buffer:
-    """The bytes of a freshly built (unsliced) string array, an empty buffer when none."""
-    buffer = values.buffers()[2]
-    return buffer if buffer is not None else pa.py_buffer(b"")
 
 
 def _emails_at(rows: Rows, row_numbers: np.ndarray) -> pd.Series:

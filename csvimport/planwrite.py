@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from csvimport import jsontext
 from csvimport.beside import in_order
-from csvimport.masks import arrow_text
+from csvimport.masks import arrow_text, text_bytes, text_offsets
 from csvimport.model import Plan
 
 TEXT = jsontext.TEXT
@@ -53,10 +53,7 @@ def _chunk_bytes(ops: pd.DataFrame) -> pa.Buffer:
 def _utf8(lines: pa.Array) -> pa.Buffer:
     """The texts back to back, as one UTF-8 buffer straight from Arrow (no Python string
     per line)."""
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
-    first, last = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
-    data: pa.Buffer = lines.buffers()[2]
-    return data.slice(first, last - first)
+    return pa.py_buffer(text_bytes(lines))
 
 
 def plan_lines(ops: pd.DataFrame) -> list[str]:
@@ -118,14 +115,14 @@ def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(
         _per_distinct(ops["op"], lambda op: '{"op": ' + _literal(op) + ', "row": '),
         row,
-        _s(', "email": "'),
+        jsontext.scalar(', "email": "'),
         email,
-        _s('"'),
+        jsontext.scalar('"'),
         _per_distinct(ops["license"], lambda v: ', "license": ' + _literal(v) if v else ""),
-        pc.if_else(carried, _s(","), _s("}")),
+        pc.if_else(carried, jsontext.scalar(","), jsontext.scalar("}")),
         _opened(data, has),
-        _s("\n"),
-        _s(""),
+        jsontext.scalar("\n"),
+        jsontext.scalar(""),
         null_handling="replace",
         null_replacement="",
     )
@@ -133,10 +130,6 @@ def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
 
 def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
-
-
-def _s(text: str) -> pa.Scalar:
-    return pa.scalar(text, TEXT)
 
 
 def _per_distinct(values: pd.Series, fn: Callable[[str], str]) -> pa.Array:
@@ -152,13 +145,9 @@ def _per_distinct(values: pd.Series, fn: Callable[[str], str]) -> pa.Array:
 def _opened(data: pa.Array, carried: np.ndarray) -> pa.Array:
     """The ``carried`` payloads with their opening brace turned into a space (one copy of the
     bytes, no Arrow kernel), null elsewhere."""
-    offsets = np.frombuffer(data.buffers()[1], dtype=np.int64)[
-        data.offset : data.offset + len(data) + 1
-    ]
-    buffer = data.buffers()[2]
-    raw = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+    offsets = text_offsets(data)
     base = int(offsets[0])
-    text = raw[base : int(offsets[-1])].copy()
+    text = text_bytes(data).copy()
     starts = offsets[:-1][carried] - base
     if len(starts) and not (text[starts] == ord("{")).all():
         raise ValueError("a plan payload is not a JSON object")

@@ -51,10 +51,7 @@ def align_current(
     when the caller has them already."""
     if current is None:
         return None
-    if at is None:
-        at = user_positions(current, email_key)
-    taken = pyarrow.array(at, mask=at < 0)  # null: new user
-    return pd.DataFrame({c: _taken(current[c], taken, index) for c in current.columns}, index=index)
+    return Aligner(current, email_key, index, at).run()[1]
 
 
 class Aligner:
@@ -62,9 +59,15 @@ class Aligner:
     thread that calls ``help`` take the columns one by one from a common list, so the
     caller, done with its own checks, shares the takes instead of waiting for them."""
 
-    def __init__(self, current: pd.DataFrame, email_key: pd.Series, index: pd.Index) -> None:
+    def __init__(
+        self,
+        current: pd.DataFrame,
+        email_key: pd.Series,
+        index: pd.Index,
+        at: np.ndarray | None = None,
+    ) -> None:
         self.current, self.email_key, self.index = current, email_key, index
-        self.at: np.ndarray | None = None
+        self.at = at  # ``user_positions``, when the caller has them already
         self.ready = threading.Event()
         self.finished = threading.Event()
         self._todo = list(reversed(current.columns))
@@ -76,7 +79,7 @@ class Aligner:
         """Find the positions, take columns until none is left; the whole aligned frame
         once every column is taken (by this thread or a helper)."""
         try:
-            at = user_positions(self.current, self.email_key)
+            at = self.at if self.at is not None else user_positions(self.current, self.email_key)
             self.at = at
         finally:
             self.ready.set()  # a helper must not wait for positions that never come
@@ -164,20 +167,6 @@ class AfterView:
     def frame(self, columns: tuple[str, ...] = KEPT_AFTER) -> pd.DataFrame:
         """Some columns of the view as a frame (what the planner keeps)."""
         return pd.DataFrame({c: self[c] for c in columns}, index=self.index)
-
-
-def after_view(
-    cells: pd.DataFrame,
-    flags: dict[str, pd.Series],
-    row_package: pd.Series,
-    catalog: Catalog,
-    mode: Mode,
-    cur: pd.DataFrame | None,
-) -> pd.DataFrame:
-    """Every catalogue field (text) and ``package`` as they would be after each row, as one
-    frame; ``cur`` is ``align_current``'s frame (None without an org)."""
-    view = AfterView(cells, flags, row_package, mode, cur)
-    return view.frame((*catalog.fields, "package"))
 
 
 def _package_after(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,14 +18,45 @@ def test_string_literals_read_back(values: list[str | None]) -> None:
     assert [None if g is None else json.loads(g) for g in got] == values
 
 
-def test_members_keep_rows_whose_values_are_all_null() -> None:
+def test_object_rows_keep_rows_without_members() -> None:
     # pyarrow's join with null_handling="skip" drops such rows; the column must keep its length.
     a = pa.array(['"x"', None, None, '"y"'], type=jsontext.TEXT)
     b = pa.array(["true", None, "false", None], type=jsontext.TEXT)
-    got = jsontext.members(["a", "b"], [a, b]).to_pylist()
-    assert got == ['"a": "x", "b": true', None, '"b": false', '"a": "y"']
-    objects = [json.loads("{" + g + "}") for g in got if g is not None]
-    assert objects == [{"a": "x", "b": True}, {"b": False}, {"a": "y"}]
+    fields = [
+        (key, pa.compute.is_valid(v).to_numpy(zero_copy_only=False), _after_prefix(v))
+        for key, v in (("a", a), ("b", b))
+    ]
+    got, present = jsontext.object_rows("{", "}", 4, fields)
+    assert got.to_pylist() == ['{"a": "x", "b": true}', "{}", '{"b": false}', '{"a": "y"}']
+    assert list(present) == [True, False, True, True]
+    assert [json.loads(g) for g in got.to_pylist()] == [
+        {"a": "x", "b": True},
+        {},
+        {"b": False},
+        {"a": "y"},
+    ]
+
+
+def _after_prefix(literals: pa.Array) -> jsontext.Builder:
+    return lambda prefix: jsontext.concat(prefix, literals)
+
+
+def test_boolean_literals_after_a_prefix() -> None:
+    got = jsontext.boolean_literals(pa.array(["TRUE", "", "FALSE"], type=jsontext.TEXT), ', "k": ')
+    assert got.to_pylist() == [', "k": true', None, ', "k": false']
+
+
+def test_null_where_shares_the_bytes_of_a_fresh_array_and_copies_others() -> None:
+    fresh = pa.array(["a", "bb", "c"], type=jsontext.TEXT)
+    got = jsontext.null_where(fresh, np.array([False, True, False]))
+    assert got.to_pylist() == ["a", None, "c"]
+    assert got.buffers()[2].address == fresh.buffers()[2].address
+    sliced = pa.array(["z", "a", "bb", "c"], type=jsontext.TEXT).slice(1)
+    assert jsontext.null_where(sliced, np.array([True, False, False])).to_pylist() == [
+        None,
+        "bb",
+        "c",
+    ]
 
 
 def test_boolean_literals() -> None:
