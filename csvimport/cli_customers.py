@@ -8,7 +8,6 @@ one call of ``csvimport.customers`` and prints what comes back. Exit codes are t
 from __future__ import annotations
 
 import json
-import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,9 @@ def _job(ctx: Any, file: Path, dry_run: bool, kw: dict[str, Any]) -> None:
     with closing(Progress(enabled=fmt == "text")) as progress:
         result = customers.run(options, db=ctx.engine, progress=progress)
     _report(result, fmt)
-    sys.exit(result.exit_code)
+    from csvimport.cli import exit_after_job
+
+    exit_after_job(ctx, result.exit_code)
 
 
 def _report(result: Result, fmt: str) -> None:

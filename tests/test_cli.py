@@ -172,3 +172,30 @@ def test_real_process_prints_progress_free_json(tmp_path: Path) -> None:
     assert not (
         tmp_path / "csvimport.db"
     ).exists()  # a validation without --org touches no database
+
+
+def test_real_process_ends_at_once_with_its_output_code_and_changes_kept(tmp_path: Path) -> None:
+    """The console script leaves a finished job with ``os._exit``: its printed result (a
+    pipe, fully buffered), its exit code and its committed changes must all survive that."""
+    exe = str(Path(sys.executable).parent / "csvimport")
+    db = ["--db", f"sqlite:///{tmp_path / 'real.db'}"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [exe, *db, *args], capture_output=True, text=True, check=False, cwd=tmp_path
+        )
+
+    assert run("org", "load", str(ORG)).returncode == 0
+    many = "".join(
+        f"u{i}@acme.example,{5000 + i},,HQ,TRUE,TRUE,acme.webex.com,TRUE\n" for i in range(300)
+    )
+    applied = run("apply", users(tmp_path, BAD, many), "--org", "acme", "--report-dir", "r")
+    assert applied.returncode == 1  # SPEC 7: applied, with rejected rows
+    # The whole text report reached the pipe, up to its last line.
+    assert applied.stdout.endswith("\n") and "license_unavailable 298" in applied.stdout
+    assert "more (see issues.csv" in applied.stdout.splitlines()[-1]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["operations"]["add_user"] == 2
+    again = run("validate", users(tmp_path, many), "--org", "acme", "--format", "json")
+    assert again.returncode == 1  # the 298 rows still lack seats
+    assert json.loads(again.stdout)["rows"]["unchanged"] == 2  # the 2 added users persisted
