@@ -67,7 +67,16 @@ def boolean_literals(values: pa.Array, prefix: str = "") -> pa.Array:
 
 
 Prefix: TypeAlias = str | pa.Array
-Builder: TypeAlias = Callable[[Prefix], pa.Array]
+# A member after its prefix: one text column (null where the row has no member), or the
+# pieces that make it when every row has one (constants as str), joined with the others.
+Member: TypeAlias = pa.Array | list[str | pa.Array]
+Builder: TypeAlias = Callable[[Prefix], Member]
+
+
+def string_member(values: pa.Array, prefix: str) -> list[str | pa.Array]:
+    """``prefix`` and each text as a JSON string literal, as pieces for ``object_rows`` (for
+    a field with a member in every row: no nulls, no blanks)."""
+    return [prefix + '"', escaped(values), '"']
 
 
 def object_rows(
@@ -78,14 +87,17 @@ def object_rows(
 
     Each field is (key, present, build): ``present`` says which rows have the member, and
     ``build(prefix)`` returns the member's value literal after ``prefix`` (the key, with the
-    separator unless the member is the row's first), null where not present. The prefix is
-    one string for the whole column except in the fields where some rows start and others
-    do not: then it is a column. So the separators come out right in one join over all
-    members, with no pass to cut a leading separator out. Not ``null_handling="skip"``: in
+    separator unless the member is the row's first), null where not present, or the pieces
+    of it when every row has one. The prefix is one string for the whole column except in
+    the fields where some rows start and others do not: then it is a column. So the
+    separators come out right in one join over all members, with no pass to cut a leading
+    separator out. Pieces go into that join as they are, adjacent constants merged: Arrow's
+    element-wise join costs per row and argument, so a member joined on its own first was
+    most of the cost of a million-row plan's payloads. Not ``null_handling="skip"``: in
     pyarrow 26 it drops the rows whose inputs are all null, shortening the column
     (``test_object_rows_keep_rows_without_members``)."""
     before = np.zeros(n, dtype=bool)
-    parts = []
+    parts: list[str | pa.Array] = [head]
     for key, present, build in fields:
         plain = json.dumps(key, ensure_ascii=False) + ": "
         first = present & ~before
@@ -96,12 +108,31 @@ def object_rows(
             prefix = plain
         else:
             prefix = pc.if_else(pa.array(first), scalar(plain), scalar(", " + plain))
-        parts.append(build(prefix))
+        member = build(prefix)
+        parts.extend(member if isinstance(member, list) else [member])
         before |= present
+    parts.append(tail)
     joined = pc.binary_join_element_wise(
-        scalar(head), *parts, scalar(tail), scalar(""), null_handling="replace", null_replacement=""
+        *_merged(parts), scalar(""), null_handling="replace", null_replacement=""
     )
     return joined, before
+
+
+def _merged(parts: list[str | pa.Array]) -> list[pa.Scalar | pa.Array]:
+    """Join arguments: adjacent constants as one scalar."""
+    out: list[pa.Scalar | pa.Array] = []
+    pending: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            pending.append(part)
+            continue
+        if pending:
+            out.append(scalar("".join(pending)))
+            pending = []
+        out.append(part)
+    if pending:
+        out.append(scalar("".join(pending)))
+    return out
 
 
 def null_where(values: pa.Array, null: np.ndarray) -> pa.Array:

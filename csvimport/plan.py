@@ -339,10 +339,12 @@ def _present(rows: Rows, fid: str, values: pa.Array) -> np.ndarray:
 
 
 def _old_text(rows: Rows, fid: str) -> pa.Array:
-    """The user's current value of ``fid`` per row, as ``values`` would hold it ("" none)."""
+    """The user's current value of ``fid`` per row, as ``values`` would hold it (null or ""
+    where none: nulls are only filled in once the changed rows are picked, since
+    ``fill_null`` copies a million-row text column)."""
     if rows.cat.fields[fid].type == "phone":
         return arrow_text(normalise_phone(rows.cur[fid].fillna("")))
-    return pc.fill_null(arrow_text(rows.cur[fid]), "")
+    return arrow_text(rows.cur[fid])
 
 
 @dataclass
@@ -365,11 +367,12 @@ def _changes(rows: Rows, existing: np.ndarray) -> Changes:
         if fid == "email" or fid not in rows.cur:
             continue
         new, old = arrow_text(rows.values[fid]), _old_text(rows, fid)
-        differs = pc.and_(pc.not_equal(new, ""), pc.not_equal(new, old))
+        # no stored value (null) differs from any non-blank cell
+        differs = pc.and_(pc.not_equal(new, ""), pc.fill_null(pc.not_equal(new, old), True))
         mask = existing & pc.fill_null(differs, False).to_numpy(zero_copy_only=False)
         if mask.any():
             at = pa.array(mask)
-            changed.append((fid, mask, new.filter(at), old.filter(at)))
+            changed.append((fid, mask, new.filter(at), pc.fill_null(old.filter(at), "")))
     touched = np.zeros(len(rows.index), dtype=bool)
     for _fid, mask, _new, _old in changed:
         touched |= mask
@@ -482,22 +485,39 @@ def operations(rows: Rows, valid: pd.Index, payloads: Payloads) -> pd.DataFrame:
     if not blocks:
         return empty_operations()
     row = np.concatenate([b.row for b in blocks])
-    at = np.lexsort((np.concatenate([b.order for b in blocks]), row))
+    at = _plan_order(row, np.concatenate([b.order for b in blocks]))
     kinds = np.concatenate([b.op for b in blocks])[at]
     licenses = np.concatenate([b.license for b in blocks])[at]
-    data = _payloads_in_order(blocks, at)
+    row = row[at]
+    # Two gathers of Arrow text (the emails, the payloads), on both cores.
+    with beside(_emails_at, rows, row) as emails:
+        data = _payloads_in_order(blocks, at)
+        email = emails.result()
     return pd.DataFrame(
         {
             # Objects sharing one string per kind and license: a "str" column would convert
             # millions of them to Arrow here, for the writer to hash them back.
             "op": pd.Series(kinds, dtype=object),
-            "row": row[at],
-            "email": _emails_at(rows, row[at]),
+            "row": row,
+            "email": email,
             "license": pd.Series(licenses, dtype=object),
             "data": pd.Series(data.to_pandas().array, dtype="str"),
         },
         columns=PLAN_COLUMNS,
     )
+
+
+def _plan_order(row: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The positions of the operations sorted by row, then by order within the row (stable).
+
+    One integer key (row and order packed; order runs -1..3) and a stable sort: each block
+    arrives sorted by row, so the sort merges a few sorted runs, where ``lexsort`` over two
+    keys sorted all 2M operations of a million-row plan from scratch (0.07 s -> 0.03 s)."""
+    if not len(row):
+        return np.zeros(0, dtype=np.int64)
+    low = int(order.min())
+    span = int(order.max()) - low + 1
+    return np.argsort(row * span + (order - low), kind="stable")
 
 
 def _payloads_in_order(blocks: list[_Block], at: np.ndarray) -> pa.Array:
@@ -559,12 +579,24 @@ def _attributes_of(rows: Rows, columns: dict[str, pa.Array], positions: np.ndarr
     fields: list[tuple[str, np.ndarray, jsontext.Builder]] = []
     for fid, column in columns.items():
         values = column.take(at)
-        fields.append((fid, _present(rows, fid, values), _literal_builder(rows, fid, values)))
+        present = _present(rows, fid, values)
+        fields.append((fid, present, _literal_builder(rows, fid, values, bool(present.all()))))
     return jsontext.object_rows('{"attributes": {', "}}", len(positions), fields)[0]
 
 
-def _literal_builder(rows: Rows, fid: str, values: pa.Array) -> jsontext.Builder:
-    return lambda prefix: _literals(rows, fid, values, prefix)
+def _literal_builder(
+    rows: Rows, fid: str, values: pa.Array, everywhere: bool
+) -> jsontext.Builder:
+    """The member of one field; as pieces when it is text present in every row (most
+    attributes of new users), so the row join takes them directly."""
+    plain = everywhere and rows.cat.fields[fid].type != "boolean"
+
+    def build(prefix: jsontext.Prefix) -> jsontext.Member:
+        if plain and isinstance(prefix, str):
+            return jsontext.string_member(values, prefix)
+        return _literals(rows, fid, values, prefix)
+
+    return build
 
 
 def _modify_ops(rows: Rows, ok: pd.Series, changes: Changes) -> _Block:

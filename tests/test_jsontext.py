@@ -94,3 +94,51 @@ def test_object_rows_put_separators_right(rows: list[list[str | None]]) -> None:
     want = [{k: v for k, v in zip(keys, r, strict=True) if v is not None} for r in rows]
     assert got.to_pylist() == [json.dumps(w, ensure_ascii=False) for w in want]
     assert list(anything) == [bool(w) for w in want]
+
+
+@given(
+    st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=8).flatmap(
+        lambda everywhere: st.tuples(
+            st.just(everywhere),
+            st.lists(
+                st.one_of(st.none(), st.text(max_size=4)),
+                min_size=len(everywhere),
+                max_size=len(everywhere),
+            ),
+        )
+    )
+)
+def test_object_rows_join_piece_members_with_sparse_ones(
+    columns: tuple[list[str], list[str | None]],
+) -> None:
+    """Members given as pieces (``string_member``: a field present in every row, quotes and
+    escapes included) and members given as one column (null where absent) come out as
+    json.dumps writes the object, whichever field comes first."""
+    full, sparse = columns
+    n = len(full)
+    every = pa.array(full, type=jsontext.TEXT)
+    some = pa.array(sparse, type=jsontext.TEXT)
+    literal = jsontext.string_literals(some)
+
+    def pieces(prefix: jsontext.Prefix) -> jsontext.Member:
+        if isinstance(prefix, str):
+            return jsontext.string_member(every, prefix)
+        return jsontext.concat(prefix, jsontext.string_literals(every))  # as the planner does
+
+    fields: list[tuple[str, np.ndarray, jsontext.Builder]] = [
+        ("s", pa.compute.is_valid(some).to_numpy(zero_copy_only=False), _after_prefix(literal)),
+        ('f"1', np.ones(n, dtype=bool), pieces),
+        ("t", pa.compute.is_valid(some).to_numpy(zero_copy_only=False), _after_prefix(literal)),
+        ("f2", np.ones(n, dtype=bool), pieces),
+    ]
+    got, anything = jsontext.object_rows('{"x": {', "}}", n, fields)
+    want = []
+    for value, maybe in zip(full, sparse, strict=True):
+        members = {} if maybe is None else {"s": maybe}
+        members['f"1'] = value
+        if maybe is not None:
+            members["t"] = maybe
+        members["f2"] = value
+        want.append(json.dumps({"x": members}, ensure_ascii=False))
+    assert got.to_pylist() == want
+    assert anything.all()
