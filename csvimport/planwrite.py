@@ -111,15 +111,13 @@ def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
     row = pc.cast(pa.array(ops["row"].astype("int64").to_numpy()), TEXT)
     email = jsontext.escaped(arrow_text(ops["email"].fillna("")))
     carried = pc.fill_null(pc.greater(pc.binary_length(data), 2), False)
-    has = np.asarray(carried.to_numpy(zero_copy_only=False), dtype=bool)
+    has = np.asarray(carried.to_numpy(zero_copy_only=False), dtype=bool)  # a payload follows
     return pc.binary_join_element_wise(
         _per_distinct(ops["op"], lambda op: '{"op": ' + _literal(op) + ', "row": '),
         row,
         jsontext.scalar(', "email": "'),
         email,
-        jsontext.scalar('"'),
-        _per_distinct(ops["license"], lambda v: ', "license": ' + _literal(v) if v else ""),
-        pc.if_else(carried, jsontext.scalar(","), jsontext.scalar("}")),
+        _per_distinct(ops["license"], _closing, has),
         _opened(data, has),
         jsontext.scalar("\n"),
         jsontext.scalar(""),
@@ -128,18 +126,32 @@ def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
     )
 
 
+def _closing(license_id: str, carried: bool) -> str:
+    """What follows a line's email: the closing quote, the license member if any, then ``,``
+    before a payload (whose opening brace is made a space) or ``}``. One text per license
+    and payload-or-not, since the element-wise join costs per line and argument."""
+    member = ', "license": ' + _literal(license_id) if license_id else ""
+    return '"' + member + ("," if carried else "}")
+
+
 def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _per_distinct(values: pd.Series, fn: Callable[[str], str]) -> pa.Array:
+def _per_distinct(
+    values: pd.Series, fn: Callable[..., str], flag: np.ndarray | None = None
+) -> pa.Array:
     """``fn`` of each text (missing: ""), computed once per distinct value (operation
     kinds, licenses): a factorize of the column, whatever its dtype (the planner's are
-    objects sharing one string per kind), and a take of the few results."""
+    objects sharing one string per kind), and a take of the few results. With ``flag``,
+    ``fn(text, flag)`` once per distinct value and flag."""
     codes, distinct = pd.factorize(values, use_na_sentinel=True)
-    texts = [fn("" if pd.isna(v) else str(v)) for v in distinct] + [fn("")]
-    mapped = pa.array(texts, type=TEXT)
-    return mapped.take(pa.array(np.where(codes < 0, len(texts) - 1, codes)))
+    names = ["" if pd.isna(v) else str(v) for v in distinct] + [""]
+    at = np.where(codes < 0, len(names) - 1, codes)
+    if flag is None:
+        return pa.array([fn(n) for n in names], type=TEXT).take(pa.array(at))
+    texts = [fn(n, f) for f in (False, True) for n in names]
+    return pa.array(texts, type=TEXT).take(pa.array(at + len(names) * flag.astype(np.int64)))
 
 
 def _opened(data: pa.Array, carried: np.ndarray) -> pa.Array:
