@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from csvimport import jsontext
+from csvimport import arrowpool, jsontext
 from csvimport.beside import in_order
 from csvimport.masks import arrow_text, text_bytes, text_offsets
 from csvimport.model import Plan
@@ -41,9 +41,11 @@ def write_plan(path: Path, plan: Plan) -> None:
         fh.write((json.dumps({"plan": head}, ensure_ascii=False) + "\n").encode("utf-8"))
         # Chunk by chunk: the lines of a million-row plan take as much memory as the plan.
         # Two chunks are assembled at a time, on both cores (Arrow kernels), written in order.
+        # The chunks' buffers come from an allocator that reuses them (see ``arrowpool``).
         chunks = (ops.iloc[start : start + _CHUNK] for start in range(0, len(ops), _CHUNK))
-        for lines in in_order(_chunk_bytes, chunks):
-            fh.write(lines)
+        with arrowpool.reusing():
+            for lines in in_order(_chunk_bytes, chunks):
+                fh.write(lines)
 
 
 def _chunk_bytes(ops: pd.DataFrame) -> pa.Buffer:
