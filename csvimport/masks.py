@@ -48,7 +48,7 @@ def arrow_text(
     column of a million-row file."""
     if isinstance(values, pyarrow.Array | pyarrow.ChunkedArray):
         arr = values
-    elif isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, pd.StringDtype):
+    elif isinstance(values, pd.Series | pd.Index) and _arrow_backed_text(values.dtype):
         arr = pyarrow.array(values.array)
     elif isinstance(values, pd.Series | pd.Index):
         # Objects must be text (or missing): anything else, e.g. a dict, raises ArrowTypeError.
@@ -60,6 +60,21 @@ def arrow_text(
     if isinstance(arr, pyarrow.ChunkedArray):
         arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     return arr.cast(pyarrow.large_string())
+
+
+def _arrow_backed_text(dtype: object) -> bool:
+    """pandas text held in Arrow: the ``str`` dtype, or Arrow text of any layout (the plan's
+    payloads are ``string_view``, see ``textviews``)."""
+    if isinstance(dtype, pd.StringDtype):
+        return True
+    if not isinstance(dtype, pd.ArrowDtype):
+        return False
+    kind = dtype.pyarrow_dtype
+    return bool(
+        pyarrow.types.is_string(kind)
+        or pyarrow.types.is_large_string(kind)
+        or pyarrow.types.is_string_view(kind)
+    )
 
 
 def byte_bits(values: pyarrow.Array, classes: np.ndarray) -> np.ndarray:

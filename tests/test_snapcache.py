@@ -7,22 +7,24 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow
 import pytest
-from sqlalchemy import Engine, create_engine, delete, func, select, text, update
+from sqlalchemy import Engine, create_engine, delete, func, insert, select, text, update
 
 from csvimport.apply import apply_plan
 from csvimport.model import PLAN_COLUMNS, Plan
 from csvimport.store import snapcache
 from csvimport.store import snapshot as snapshot_mod
 from csvimport.store.db import transaction
-from csvimport.store.models import Org, SnapshotCache, User
+from csvimport.store.models import Org, SnapshotCache, User, UserLicense
 from csvimport.store.orgfile import load_org_file
-from csvimport.store.snapshot import OrgSnapshot, load_snapshot
+from csvimport.store.snapshot import OrgSnapshot, holder_positions, load_snapshot
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +64,8 @@ def assert_same(got: OrgSnapshot, want: OrgSnapshot) -> None:
     pd.testing.assert_frame_equal(got.pools, want.pools)
     assert (got.locations, got.sites) == (want.locations, want.sites)
     assert (got.free_accounts, got.other_org_emails) == (want.free_accounts, want.other_org_emails)
+    held, wanted = got.license_holders(), want.license_holders()
+    assert held is not None and wanted is not None and np.array_equal(held, wanted)
 
 
 def rows(engine: Engine) -> dict[str, tuple[int, str]]:
@@ -451,3 +455,101 @@ def test_offsets_past_the_data_are_a_miss_not_a_crash(monkeypatch: pytest.Monkey
     for bad in (2**40, 5):  # past the end of the text; going backwards
         damaged = good.replace(offsets, offsets[:16] + bad.to_bytes(8, "little") + offsets[24:])
         assert snapcache.decode(damaged) is None
+
+
+def test_license_holders_read_back_from_the_cache_equal_a_fresh_lookup(
+    engine: Engine, acme: str, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+) -> None:
+    with transaction(engine) as conn:  # license rows of both users: positions 0, 0, 1
+        conn.execute(insert(UserLicense).values(org_id=acme, email="bob@acme.example", license="x"))
+    load_snapshot(engine, acme)  # a miss: the positions are found and stored
+    reads.clear()
+    hit = load_snapshot(engine, acme)
+    assert reads == []
+    got = hit.license_holders()
+    assert got is not None and got.dtype == np.int32
+    assert list(got) == list(holder_positions(hit.users, hit.licenses)) == [0, 0, 1]
+    assert list(hit.users.index[got]) == list(hit.licenses["email"])
+    assert_same(hit, fresh(engine, acme, monkeypatch))
+
+
+def test_a_blob_of_the_previous_layout_is_a_miss(
+    engine: Engine, acme: str, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+) -> None:
+    """A blob written before the license holders were stored (layout ``snapshot-1``): its
+    row is not selected, and its bytes under the current row's format are not decoded."""
+    snap = load_snapshot(engine, acme)
+    with monkeypatch.context() as m:
+        m.setattr(snapcache, "FORMAT", "snapshot-1")
+        old = snapcache.encode(poisoned(snap, "Old layout")).to_pybytes()
+        snapcache.write(engine, acme, snap.state_version, poisoned(snap, "Old layout"))
+    assert rows(engine) == {acme: (snap.state_version, "snapshot-1")}
+    assert snapcache.decode(old) is None
+    reads.clear()
+    assert_same(load_snapshot(engine, acme), snap)
+    assert reads == [acme]
+    assert rows(engine) == {acme: (snap.state_version, snapcache.FORMAT)}
+    set_blob(engine, acme, old)
+    reads.clear()
+    assert_same(load_snapshot(engine, acme), snap)
+    assert reads == [acme]
+
+
+def test_encode_decode_keeps_the_license_holders() -> None:
+    frames = _frames(7)
+    holders = np.array([1, 0], dtype=np.int32)
+    got = snapcache.decode(snapcache.encode(replace(frames, holders=holders)))
+    assert got is not None and got.holders is not None
+    assert got.holders.dtype == np.int32 and list(got.holders) == [1, 0]
+    without = snapcache.decode(snapcache.encode(frames))
+    assert without is not None and without.holders is None
+
+
+def _unchecked_cell(holders: np.ndarray, licenses: int) -> pyarrow.Array:
+    """The holders cell as ``encode`` writes it, whatever their length or type."""
+    values = pyarrow.array(holders)
+    return pyarrow.LargeListArray.from_arrays(
+        pyarrow.array([0, len(values)], pyarrow.int64()), values
+    )
+
+
+@pytest.mark.parametrize(
+    "holders",
+    [
+        np.array([1, 7], dtype=np.int32),  # past the 7 users
+        np.array([-2, 0], dtype=np.int32),
+        np.array([0], dtype=np.int32),  # not one per license row
+        np.array([0, 1, 2], dtype=np.int32),
+    ],
+)
+def test_license_holders_that_do_not_fit_are_a_miss(
+    monkeypatch: pytest.MonkeyPatch, holders: np.ndarray
+) -> None:
+    monkeypatch.setattr(snapcache, "_holders_cell", _unchecked_cell)
+    data = snapcache.encode(replace(_frames(7), holders=holders))
+    assert snapcache.decode(data) is None
+
+
+def test_license_holders_that_do_not_fit_are_not_stored(engine: Engine, acme: str) -> None:
+    snap = load_snapshot(engine, acme)
+    with transaction(engine) as conn:
+        conn.execute(delete(SnapshotCache))
+    frames = snapcache.Frames(snap.users, *_rest(snap), np.array([0], dtype=np.int32))
+    snapcache.write(engine, acme, snap.state_version, frames)
+    assert rows(engine) == {}
+
+
+def test_a_stored_blob_with_damaged_holders_is_a_miss_and_is_rewritten(
+    engine: Engine, acme: str, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+) -> None:
+    snap = load_snapshot(engine, acme)
+    bad = np.full(len(snap.licenses), len(snap.users), dtype=np.int32)
+    set_blob(
+        engine, acme, snapcache.encode(replace(poisoned(snap, "Bad"), holders=bad)).to_pybytes()
+    )
+    want = fresh(engine, acme, monkeypatch)
+    reads.clear()
+    assert_same(load_snapshot(engine, acme), want)
+    assert reads == [acme]
+    assert_same(load_snapshot(engine, acme), snap)  # stored again, and a hit
+    assert reads == [acme]
