@@ -28,6 +28,7 @@ from csvimport.masks import arrow_text, is_false, is_true, member, text_buffer
 from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
 from csvimport.requirements import KEPT_AFTER, align_current, delete_rows, user_positions
 from csvimport.store.snapshot import OrgSnapshot
+from csvimport.store.snapshot import run_positions as _run_positions
 from csvimport.validate import Validated, compact_phone
 
 BOOL_TEXT = {True: "TRUE", False: "FALSE"}
@@ -155,40 +156,27 @@ def held(rows: Rows, license_id: str) -> pd.Series:
 
 def _holdings(at: np.ndarray, snap: OrgSnapshot) -> dict[str, np.ndarray]:
     """Per license, which rows' users hold it now. ``at``: each row's user position in
-    ``snap.users`` (-1: none). The org's license rows are located among the users by one
-    Arrow hash lookup, and the licenses dictionary-encoded in Arrow (no Python string per
-    license row)."""
+    ``snap.users`` (-1: none). The org's license rows are located among the users by the
+    positions the snapshot carries (found when it was read from the tables, or stored in
+    its cache), else by one Arrow hash lookup; the licenses are dictionary-encoded in Arrow
+    (no Python string per license row)."""
     licenses = snap.licenses
     if licenses.empty or not len(at):
         return {}
-    holder_at = _run_positions(arrow_text(licenses["email"]), arrow_text(snap.users.index))
+    holder_at = snap.license_holders()
+    if holder_at is None:  # a snapshot made without them, or its frames replaced since
+        holder_at = _run_positions(arrow_text(licenses["email"]), arrow_text(snap.users.index))
     coded = pc.dictionary_encode(arrow_text(licenses["license"]))
     codes = coded.indices.to_numpy(zero_copy_only=False)
     found = at >= 0
     safe = np.where(found, at, 0)
+    known = holder_at >= 0
     out: dict[str, np.ndarray] = {}
     for code, name in enumerate(coded.dictionary.to_pylist()):
         holds = np.zeros(len(snap.users) + 1, dtype=bool)
-        holds[holder_at[(codes == code) & (holder_at >= 0)]] = True
+        holds[holder_at[(codes == code) & known]] = True
         out[str(name)] = holds[safe] & found
     return out
-
-
-def _run_positions(keys: pa.Array, among: pa.Array) -> np.ndarray:
-    """Each key's position in ``among`` (-1: absent), looking up each run of equal adjacent
-    keys once: the org's license rows come sorted by email, ~3 per user, so a third of the
-    hash probes do (any order still gives the right answer, just with more probes)."""
-    n = len(keys)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.ones(n, dtype=bool)
-    if n > 1:
-        same = pc.equal(keys.slice(1), keys.slice(0, n - 1))
-        starts[1:] = ~np.asarray(pc.fill_null(same, False).to_numpy(zero_copy_only=False))
-    first = np.flatnonzero(starts)
-    found = pc.index_in(keys.take(pa.array(first)), value_set=among)
-    at = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return np.repeat(at, np.diff(np.append(first, n)))
 
 
 def _license_ops(rows: Rows) -> pd.DataFrame:
