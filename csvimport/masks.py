@@ -62,6 +62,16 @@ def arrow_text(
     return arr.cast(pyarrow.large_string())
 
 
+def filled(values: pyarrow.Array, fill: bool) -> pyarrow.Array:
+    """A boolean Arrow array with its nulls made ``fill``, through bitmap kernels:
+    ``pc.fill_null`` goes value by value once there are nulls (7.6 ms per million values,
+    against 0.13 ms), and the planner does it a few times per field of a million-row
+    file."""
+    if fill:
+        return pc.or_kleene(values, pc.is_null(values))
+    return pc.and_kleene(values, pc.is_valid(values))
+
+
 def _arrow_backed_text(dtype: object) -> bool:
     """pandas text held in Arrow: the ``str`` dtype, or Arrow text of any layout (the plan's
     payloads are ``string_view``, see ``textviews``)."""

@@ -24,7 +24,7 @@ from csvimport import jsontext, textviews
 from csvimport.beside import beside
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
-from csvimport.masks import arrow_text, is_false, is_true, member, text_buffer
+from csvimport.masks import arrow_text, filled, is_false, is_true, member, text_buffer
 from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
 from csvimport.requirements import KEPT_AFTER, align_current, delete_rows, user_positions
 from csvimport.store.snapshot import OrgSnapshot
@@ -334,7 +334,7 @@ def _literals(rows: Rows, fid: str, values: pa.Array, prefix: jsontext.Prefix = 
         if isinstance(prefix, str):
             return jsontext.boolean_literals(values, prefix)
         return jsontext.concat(prefix, jsontext.boolean_literals(values))
-    blank = pc.fill_null(pc.equal(values, ""), True).to_numpy(zero_copy_only=False)
+    blank = filled(pc.equal(values, ""), True).to_numpy(zero_copy_only=False)
     text = jsontext.escaped(pc.fill_null(values, ""))
     return jsontext.concat(prefix, '"', jsontext.null_where(text, blank), '"')
 
@@ -345,7 +345,7 @@ def _present(rows: Rows, fid: str, values: pa.Array) -> np.ndarray:
         kept = pc.or_(pc.equal(values, "TRUE"), pc.equal(values, "FALSE"))
     else:
         kept = pc.not_equal(values, "")
-    return np.asarray(pc.fill_null(kept, False).to_numpy(zero_copy_only=False), dtype=bool)
+    return np.asarray(filled(kept, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _old_text(rows: Rows, fid: str) -> pa.Array:
@@ -378,8 +378,8 @@ def _changes(rows: Rows, existing: np.ndarray) -> Changes:
             continue
         new, old = arrow_text(rows.values[fid]), _old_text(rows, fid)
         # no stored value (null) differs from any non-blank cell
-        differs = pc.and_(pc.not_equal(new, ""), pc.fill_null(pc.not_equal(new, old), True))
-        mask = existing & pc.fill_null(differs, False).to_numpy(zero_copy_only=False)
+        differs = pc.and_(pc.not_equal(new, ""), filled(pc.not_equal(new, old), True))
+        mask = existing & filled(differs, False).to_numpy(zero_copy_only=False)
         if mask.any():
             at = pa.array(mask)
             changed.append((fid, mask, new.filter(at), pc.fill_null(old.filter(at), "")))

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from csvimport import arrowpool, jsontext
 from csvimport.beside import in_order
-from csvimport.masks import arrow_text, text_bytes, text_offsets
+from csvimport.masks import arrow_text, filled, text_bytes, text_offsets
 from csvimport.model import Plan
 
 TEXT = jsontext.TEXT
@@ -112,7 +112,7 @@ def _assembled(ops: pd.DataFrame, data: pa.Array) -> pa.Array:
     (null, or ``{}``) close the line with ``}`` instead."""
     row = pc.cast(pa.array(ops["row"].astype("int64").to_numpy()), TEXT)
     email = jsontext.escaped(arrow_text(ops["email"].fillna("")))
-    carried = pc.fill_null(pc.greater(pc.binary_length(data), 2), False)
+    carried = filled(pc.greater(pc.binary_length(data), 2), False)
     has = np.asarray(carried.to_numpy(zero_copy_only=False), dtype=bool)  # a payload follows
     return pc.binary_join_element_wise(
         _per_distinct(ops["op"], lambda op: '{"op": ' + _literal(op) + ', "row": '),
