@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport.masks import arrow_text
@@ -174,7 +175,7 @@ def duplicate_codes(codes: np.ndarray, index: pd.Index) -> tuple[pd.Index, pd.Se
     return rows, pd.Series(index.to_numpy()[first_of_row[dup]], index=rows)
 
 
-def key_codes(keys: pd.Series) -> np.ndarray:
+def key_codes(keys: pd.Series | pa.Array) -> np.ndarray:
     """An integer >= 0 per key, equal for equal keys (a missing key is a key of its own):
     one pass of Arrow's hash kernel, which releases the GIL (see ``codes_of``)."""
     encoded = pc.dictionary_encode(arrow_text(keys), null_encoding="encode")

@@ -15,9 +15,10 @@ import pandas as pd
 import pyarrow
 import pyarrow.compute as pc
 
+from csvimport.beside import beside
 from csvimport.catalog import Catalog
-from csvimport.issues import IssueBuilder, codes_of, duplicate_codes
-from csvimport.masks import arrow_text, byte_bits, is_false
+from csvimport.issues import IssueBuilder, duplicate_codes, key_codes
+from csvimport.masks import arrow_text, byte_bits, byte_lengths, is_false, text_offsets
 from csvimport.model import Mode
 
 
@@ -30,6 +31,14 @@ def delete_rows(flags: dict[str, pd.Series], catalog: Catalog, index: pd.Index) 
     return frame.apply(is_false).all(axis=1)
 
 
+def filled_cells(text: pyarrow.Array) -> np.ndarray:
+    """Cells holding any text (not "" and not missing), from the offsets alone: no
+    million-entry array of lengths is made to be compared with 0 (``masks.byte_lengths``),
+    so no fresh 8 MB buffer is faulted in for each column tested."""
+    offsets = text_offsets(text)
+    return np.asarray(offsets[1:] != offsets[:-1])
+
+
 def user_positions(current: pd.DataFrame, email_key: pd.Series) -> np.ndarray:
     """Per row, the position of its user among ``current``'s rows (-1: none, a new user).
 
@@ -37,6 +46,24 @@ def user_positions(current: pd.DataFrame, email_key: pd.Series) -> np.ndarray:
     holdings all read these positions instead of hashing a million emails again."""
     at = pc.index_in(arrow_text(email_key), value_set=arrow_text(current.index))
     return np.asarray(at.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def user_codes(at: np.ndarray, email_key: pd.Series, users: int) -> np.ndarray:
+    """Per row, an integer >= 0 equal for equal keys (as ``issues.key_codes``): the user's
+    position (``user_positions``) where the org has the user, else ``users`` plus the key's
+    code among the other rows' keys.
+
+    Why: the duplicate check used to hash every email a second time. The positions already
+    tell the org's users apart (equal keys find the same first position), so only the rows
+    of new users are hashed again: a third of them in a re-upload, all in a first one."""
+    codes = np.array(at, dtype=np.int64)
+    new = codes < 0
+    if new.any():
+        keys = arrow_text(email_key)
+        if not new.all():
+            keys = keys.filter(pyarrow.array(new))
+        codes[new] = users + key_codes(keys)
+    return codes
 
 
 def align_current(
@@ -65,9 +92,13 @@ class Aligner:
         email_key: pd.Series,
         index: pd.Index,
         at: np.ndarray | None = None,
+        *,
+        codes: bool = False,
     ) -> None:
         self.current, self.email_key, self.index = current, email_key, index
         self.at = at  # ``user_positions``, when the caller has them already
+        self._want_codes = codes  # ``user_codes`` wanted, found beside the positions
+        self._codes: np.ndarray | None = None
         self.ready = threading.Event()
         self.finished = threading.Event()
         self._todo = list(reversed(current.columns))
@@ -81,10 +112,18 @@ class Aligner:
         try:
             at = self.at if self.at is not None else user_positions(self.current, self.email_key)
             self.at = at
+            if self._want_codes:
+                self._codes = user_codes(at, self.email_key, len(self.current))
         finally:
             self.ready.set()  # a helper must not wait for positions that never come
         self.help()
         return at, self.frame()
+
+    def email_codes(self) -> np.ndarray:
+        """``user_codes`` of the rows, once ``run`` found them (asked for with ``codes``);
+        the plain ``key_codes`` when it did not (``run`` raises its own error)."""
+        self.ready.wait()
+        return self._codes if self._codes is not None else key_codes(self.email_key)
 
     def help(self) -> None:
         """Take columns until none is left to start (list.pop is atomic)."""
@@ -112,13 +151,29 @@ def _taken(column: pd.Series, at: pyarrow.Array, index: pd.Index) -> pd.Series:
     """``column`` at the positions ``at`` (NaN where null), on ``index``: an Arrow take per
     column is ~3x faster than ``DataFrame.reindex`` on Arrow-backed text."""
     if isinstance(column.dtype, pd.StringDtype):
-        values = pyarrow.array(column.array).take(at)
+        source = pyarrow.array(column.array)
+        values = _blank_where(at) if _all_blank(source) else source.take(at)
         return pd.Series(values.to_pandas().array, index=index, dtype="str")
     found = np.asarray(at.is_valid())
     if not found.any():
         return pd.Series(np.nan, index=index, dtype=object)
     picked = column.to_numpy()[np.asarray(at.fill_null(0))]
     return pd.Series(picked, index=index).where(found)
+
+
+def _all_blank(values: pyarrow.Array | pyarrow.ChunkedArray) -> bool:
+    """Every cell "" (no text at all, none missing): an optional field nobody fills in."""
+    if not isinstance(values, pyarrow.Array) or values.type != pyarrow.large_string():
+        return False
+    offsets = text_offsets(values)
+    return values.null_count == 0 and bool(offsets[-1] == offsets[0])
+
+
+def _blank_where(at: pyarrow.Array) -> pyarrow.Array:
+    """The take of an all-blank column: "" where ``at`` is set, null where not. A take
+    gathers a million random offsets (~25 ms a column) to copy nothing."""
+    blank = pyarrow.scalar("", pyarrow.large_string())
+    return pc.if_else(at.is_valid(), blank, pyarrow.scalar(None, pyarrow.large_string()))
 
 
 # The columns of the "after the row" view that outlive validation (the planner reads them).
@@ -141,6 +196,8 @@ class AfterView:
     ) -> None:
         self.cells, self.cur, self.index = cells, cur, cells.index
         self.package = _package_after(row_package, flags, mode, cur)
+        self._kept: dict[str, pd.Series] = {}  # columns of KEPT_AFTER, once computed
+        self._blank: dict[str, np.ndarray] = {}  # ``blank`` per field: packages share fields
 
     def __len__(self) -> int:
         return len(self.index)
@@ -149,16 +206,28 @@ class AfterView:
         """The text column of ``fid`` after each row ("" where none)."""
         if fid == "package":
             return self.package
+        if fid in self._kept:
+            return self._kept[fid]
         own = self.cells[fid] if fid in self.cells else pd.Series("", index=self.index)
         if self.cur is not None and fid in self.cur:
             own = _filled_from(own, self.cur[fid])
-        return own.astype("str")
+        own = own.astype("str")
+        if fid in KEPT_AFTER:  # asked for by a check and again by ``frame``
+            self._kept[fid] = own
+        return own
 
     def blank(self, fid: str) -> np.ndarray:
-        """Where ``fid`` is blank after the row: blank in the file and for the user now."""
+        """Where ``fid`` is blank after the row: blank in the file and for the user now.
+        Computed once per field (several packages require the same ones); callers only
+        read the array."""
+        if fid not in self._blank:
+            self._blank[fid] = self._blank_now(fid)
+        return self._blank[fid]
+
+    def _blank_now(self, fid: str) -> np.ndarray:
         out = np.ones(len(self.index), dtype=bool)
-        if fid in self.cells:
-            out &= (self.cells[fid] == "").to_numpy(dtype=bool)
+        if fid in self.cells:  # the file's cells are text, never missing: blank is no bytes
+            out &= ~filled_cells(arrow_text(self.cells[fid]))
         if self.cur is not None and fid in self.cur and out.any():
             now = pc.fill_null(pc.equal(arrow_text(self.cur[fid]), ""), True)
             out &= np.asarray(now.to_numpy(zero_copy_only=False), dtype=bool)
@@ -189,9 +258,14 @@ def _filled_from(own: pd.Series, current: pd.Series) -> pd.Series:
     """``own``'s cells, the ``current`` value where a cell is blank (missing: ""): one Arrow
     ``if_else`` per column, where pandas' ``where`` on Arrow text cost ~4x as much."""
     mine = arrow_text(own)
-    theirs = pc.fill_null(arrow_text(current), "")
-    merged = pc.if_else(pc.fill_null(pc.equal(mine, ""), True), theirs, pc.fill_null(mine, ""))
-    return pd.Series(merged.to_pandas().array, index=own.index, dtype="str")
+    merged = pc.if_else(pc.fill_null(pc.equal(mine, ""), True), arrow_text(current), mine)
+    return pd.Series(_filled(merged).to_pandas().array, index=own.index, dtype="str")
+
+
+def _filled(text: pyarrow.Array) -> pyarrow.Array:
+    """Missing cells as "": a copy of the column only when one is missing (filling before
+    the ``if_else`` copied the org's whole column to fill the new users' cells)."""
+    return pc.fill_null(text, "") if text.null_count else text
 
 
 def _drops_current(held: pd.Series, flags: dict[str, pd.Series]) -> pd.Series:
@@ -221,10 +295,15 @@ def check(
             "cells blank to keep the user",
         )
     live = ~deleting.to_numpy()
-    package = after["package"].to_numpy()
+    # one hash pass over the packages, then integer compares (comparing a million Python
+    # strings once per package of the catalogue cost ~12 ms each)
+    held, names = pd.factorize(after["package"].to_numpy())
     calling = np.zeros(len(after), dtype=bool)
     for pkg in catalog.packages.values():
-        holders = live & (package == pkg.id)
+        code = np.flatnonzero(names == pkg.id)
+        if len(code) == 0:
+            continue
+        holders = live & (held == code[0])
         if holders.any():
             _required(after, holders, pkg.required, pkg.header, catalog, b, warn=False)
             _required(after, holders, pkg.recommended, pkg.header, catalog, b, warn=True)
@@ -273,7 +352,7 @@ def _names(after: AfterView, calling: np.ndarray, catalog: Catalog, b: IssueBuil
     limit = catalog.name_max_length
     for fid in ("first_name", "last_name"):
         text = after[fid]
-        bad = (text.str.len() > limit).to_numpy(dtype=bool) | _has_any(text, catalog.name_forbidden)
+        bad = _longer_than(arrow_text(text), limit) | _has_any(text, catalog.name_forbidden)
         b.cells(
             after.index[calling & bad],
             fid,
@@ -281,6 +360,17 @@ def _names(after: AfterView, calling: np.ndarray, catalog: Catalog, b: IssueBuil
             f"use at most {limit} characters and none of {catalog.name_forbidden}",
             values=text,
         )
+
+
+def _longer_than(text: pyarrow.Array, limit: int) -> np.ndarray:
+    """Cells of more than ``limit`` characters. A character is at least one byte, so only
+    cells of more than ``limit`` bytes are counted in characters (pandas' ``str.len`` over
+    the whole column cost ~7 ms per million cells)."""
+    out = byte_lengths(text) > limit
+    if out.any():
+        chars = pc.utf8_length(text.filter(pyarrow.array(out))).to_numpy(zero_copy_only=False)
+        out[out] = np.asarray(chars) > limit
+    return out
 
 
 def _has_any(text: pd.Series, chars: str) -> np.ndarray:
@@ -294,19 +384,30 @@ def _has_any(text: pd.Series, chars: str) -> np.ndarray:
     return text.str.contains(forbidden, regex=True).to_numpy(dtype=bool)
 
 
+def _casefree_codes(text: pyarrow.Array) -> np.ndarray:
+    """``key_codes`` of the lowercase text: the column is hashed once and only its distinct
+    values (a few locations) are lowercased, not a million cells."""
+    encoded = pc.dictionary_encode(text, null_encoding="encode")
+    lowered = key_codes(pc.utf8_lower(encoded.dictionary))
+    return lowered[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+
+
 def _duplicate_extensions(
     after: AfterView, live: np.ndarray, cells: pd.DataFrame, b: IssueBuilder
 ) -> None:
     """Same extension twice in one location; a blank location is a group of its own."""
     if "extension" not in cells:
         return
-    ext = cells["extension"]
-    used = live & (ext != "").to_numpy()
-    location = after["location"][used]
-    # the pair (location, extension) as one integer: two short hashes, no joined strings
-    place, number = codes_of([location.str.lower(), ext[used]])
+    ext = arrow_text(cells["extension"])
+    used = live & filled_cells(ext)
+    location = after["location"]
+    # the pair (location, extension) as one integer: two short hashes, no joined strings;
+    # whole columns are coded (the extensions beside the locations) and then filtered
+    with beside(key_codes, ext) as extensions:
+        place = _casefree_codes(arrow_text(location))[used]
+        number = extensions.result()[used]
     pair = place * (int(number.max(initial=0)) + 1) + number
-    rows, firsts = duplicate_codes(pair, location.index)
+    rows, firsts = duplicate_codes(pair, location.index[used])
     if len(rows) == 0:
         return
     where = location[rows]

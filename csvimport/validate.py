@@ -30,7 +30,13 @@ import pyarrow.compute as pc
 from csvimport import requirements
 from csvimport.beside import beside
 from csvimport.catalog import Catalog
-from csvimport.issues import IssueBuilder, codes_of, duplicate_codes, duplicate_rows
+from csvimport.issues import (
+    IssueBuilder,
+    codes_of,
+    duplicate_codes,
+    duplicate_rows,
+    key_codes,
+)
 from csvimport.masks import (
     arrow_text,
     byte_bits,
@@ -304,27 +310,32 @@ def _flags(table: Table, catalog: Catalog, b: IssueBuilder) -> dict[str, pd.Seri
         ):
             continue
         text = table.frame[col.index]
-        is_true, is_false = _boolean_words(arrow_text(text), catalog)
-        bad = ~(is_true | is_false) & (text != "").to_numpy()
+        arrow = arrow_text(text)
+        is_true, is_false = _boolean_words(arrow, catalog)
+        unknown = ~(is_true | is_false)
+        bad = unknown & requirements.filled_cells(arrow)
         b.cells(text.index[bad], col.key, "invalid_boolean", FIX["invalid_boolean"], values=text)
-        values = pd.array(np.where(is_true, True, False), dtype="boolean")
-        values[~(is_true | is_false)] = pd.NA
-        out[col.key] = pd.Series(values, index=text.index)
+        out[col.key] = pd.Series(pd.arrays.BooleanArray(is_true, unknown), index=text.index)
     return out
 
 
 def _boolean_words(text: pyarrow.Array, catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
     """Cells whose lowercase is a true word, and a false word.
 
-    One hash lookup of the cells as they are against every word in lower, UPPER and
-    Capitalised spelling settles nearly all of them; only the other non-blank cells are
-    lowercased and looked up again. (Lowercasing every cell and two lookups cost ~40 ms a
-    column at 1M rows.)"""
+    The exact TRUE and FALSE cells are found by equality scans (``_common_words``); one
+    hash lookup of the other non-blank cells as they are against every word in lower, UPPER
+    and Capitalised spelling settles nearly all the rest; only what is left is lowercased
+    and looked up again. (Lowercasing every cell and two lookups cost ~40 ms a column at 1M
+    rows; one lookup of every cell ~8 ms.)"""
     spellings, truth = _spellings(catalog.true_words, catalog.false_words)
     if len(truth) == 0:
         return np.zeros(len(text), dtype=bool), np.zeros(len(text), dtype=bool)
-    found = _word_index(text, spellings)
-    retry = (found < 0) & (byte_lengths(text) > 0)
+    found = _common_words(text, spellings)
+    filled = requirements.filled_cells(text)
+    rest = (found < 0) & filled
+    if rest.any():
+        found[rest] = _word_index(_picked(text, rest), spellings)
+    retry = (found < 0) & filled
     if retry.any():
         found[retry] = _word_index(pc.utf8_lower(text.filter(pyarrow.array(retry))), spellings)
     known = found >= 0
@@ -345,6 +356,28 @@ def _spellings(
     kept = [(s, t) for (s, w, t), low in zip(candidates, lowered, strict=True) if low == w]
     spellings = pyarrow.array([s for s, _ in kept], pyarrow.large_string())
     return spellings, np.array([t for _, t in kept], dtype=bool)
+
+
+# The spellings most files use (the reports write them): compared before any hashing.
+_COMMON_WORDS = ("TRUE", "FALSE")
+
+
+def _common_words(text: pyarrow.Array, spellings: pyarrow.Array) -> np.ndarray:
+    """Each cell's position in ``spellings`` where it is exactly one of ``_COMMON_WORDS``;
+    -1 elsewhere. Two equality scans cost ~2 ms a column where the hash lookup of every
+    cell cost ~8 ms (eleven boolean columns in the bench file)."""
+    found = np.full(len(text), -1, dtype=np.int32)  # a few dozen spellings
+    known = spellings.to_pylist()
+    for word in _COMMON_WORDS:
+        if word in known:
+            hit = pc.fill_null(pc.equal(text, word), False).to_numpy(zero_copy_only=False)
+            found[np.asarray(hit, dtype=bool)] = known.index(word)
+    return found
+
+
+def _picked(text: pyarrow.Array, where: np.ndarray) -> pyarrow.Array:
+    """The cells of ``where``; the array itself when that is all of them (no copy)."""
+    return text if bool(where.all()) else text.filter(pyarrow.array(where))
 
 
 def _word_index(text: pyarrow.Array, spellings: pyarrow.Array) -> np.ndarray:
@@ -399,10 +432,12 @@ def validate(
     # Aligning the org's users on the rows is Arrow work (hash lookup, takes) that releases
     # the GIL: it runs on the second core beside the row checks, and this thread helps with
     # the takes once its checks are done.
-    aligner = None if current is None else requirements.Aligner(current, email_key, cells.index)
+    aligner = None
+    if current is not None:
+        aligner = requirements.Aligner(current, email_key, cells.index, codes=True)
     with beside(_aligned, aligner) as aligned:
         b = IssueBuilder(cells, headers, email)
-        flags, row_package = _row_checks(table, catalog, cells, email_key, b)
+        flags, row_package = _row_checks(table, catalog, cells, _Keys(email_key, aligner), b)
         if aligner is not None:
             aligner.help()
         at, cur = aligned.result()
@@ -420,8 +455,29 @@ def _aligned(
     return (None, None) if aligner is None else aligner.run()
 
 
+@dataclass
+class _Keys:
+    """The rows' lowercase emails and, with an org, the ``Aligner`` that codes them beside
+    the user positions (``requirements.user_codes``): then the duplicate check hashes no
+    email itself."""
+
+    email: pd.Series
+    aligner: requirements.Aligner | None
+
+    def codes(self, phone: pd.Series | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``key_codes`` of the emails and the (compacted) phones; without an aligner both
+        are hashed at once in two threads."""
+        if self.aligner is None:
+            if phone is None:
+                return key_codes(self.email), None
+            email, phones = codes_of([self.email, phone])
+            return email, phones
+        coded = None if phone is None else key_codes(phone)  # while the aligner codes emails
+        return self.aligner.email_codes(), coded
+
+
 def _row_checks(
-    table: Table, catalog: Catalog, cells: pd.DataFrame, email_key: pd.Series, b: IssueBuilder
+    table: Table, catalog: Catalog, cells: pd.DataFrame, keys: _Keys, b: IssueBuilder
 ) -> tuple[dict[str, pd.Series], pd.Series]:
     """The checks of each row on its own cells (formats, flags, duplicates): no org needed."""
     _email_presence(cells, b)
@@ -436,7 +492,7 @@ def _row_checks(
     flags = _flags(table, catalog, b)
     row_package = _row_package(flags, catalog, cells.index, b)
     _suspended(table, flags, b)
-    _user_duplicates(email_key, phones.get("phone_number"), b)
+    _user_duplicates(keys, phones.get("phone_number"), b)
     return flags, row_package
 
 
@@ -468,17 +524,22 @@ def _duplicates(
     b.cells(rows, fid, code, fix, extra=" (first used in row " + firsts.astype(str) + ")")
 
 
-def _user_duplicates(email_key: pd.Series, phone_key: pd.Series | None, b: IssueBuilder) -> None:
+def _user_duplicates(keys: _Keys, phone_key: pd.Series | None, b: IssueBuilder) -> None:
     """Second and later occurrences of a non-blank email (lowercase) or phone number
-    (compacted), each citing the row of the first; both columns hashed at once."""
-    keys = {"email": email_key}
-    if phone_key is not None:
-        keys["phone_number"] = phone_key
-    used = {fid: key[(key != "").to_numpy()] for fid, key in keys.items()}
-    for (fid, key), codes in zip(used.items(), codes_of(list(used.values())), strict=True):
-        rows, firsts = duplicate_codes(codes, key.index)
-        code, fix = _DUPLICATES[fid]
-        b.cells(rows, fid, code, fix, extra=" (first used in row " + firsts.astype(str) + ")")
+    (compacted), each citing the row of the first. Whole columns are coded and the blanks
+    dropped from the codes: no filtered copy of the text."""
+    email_codes, phone_codes = keys.codes(phone_key)
+    _coded_duplicates("email", keys.email, email_codes, b)
+    if phone_key is not None and phone_codes is not None:
+        _coded_duplicates("phone_number", phone_key, phone_codes, b)
+
+
+def _coded_duplicates(fid: str, key: pd.Series, codes: np.ndarray, b: IssueBuilder) -> None:
+    """``_user_duplicates`` of one column whose keys are coded (``codes``, one per row)."""
+    used = requirements.filled_cells(arrow_text(key))
+    rows, firsts = duplicate_codes(codes[used], key.index[used])
+    code, fix = _DUPLICATES[fid]
+    b.cells(rows, fid, code, fix, extra=" (first used in row " + firsts.astype(str) + ")")
 
 
 def _suspended(table: Table, flags: dict[str, pd.Series], b: IssueBuilder) -> None:
