@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from csvimport.digitkeys import all_keyed, digit_keys, found_in, picked_keys
 from csvimport.issues import IssueBuilder
 from csvimport.masks import arrow_text, member
 from csvimport.plan import Rows, held
@@ -53,17 +54,22 @@ def _inventory(rows: Rows, b: IssueBuilder) -> None:
 def _unknown(values: pd.Series, known: Collection[str] | pd.Series) -> np.ndarray:
     """``(values != "") & ~member(values, known)``, with only the non-blank cells looked up:
     the known values are hashed either way (1.4M numbers of a big org), but a third of a
-    file's phone cells are blank."""
+    file's phone cells are blank. Numbers are looked up by integer key (``digitkeys``):
+    hashing the inventory as text cost ~0.4 s at 1.4M numbers."""
     filled = (values != "").to_numpy()
     haystack = arrow_text(known)
     if len(haystack) == 0 or not filled.any():
         return filled
     text = arrow_text(values)
+    bad = filled.copy()
+    keys = all_keyed(digit_keys(haystack))
+    if keys is not None:
+        bad[filled] = ~found_in(picked_keys(text, filled), keys)
+        return bad
     if filled.all():
         found = pc.is_in(text, value_set=haystack)
         return ~np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
     found = pc.is_in(text.filter(pa.array(filled)), value_set=haystack)
-    bad = filled.copy()
     bad[filled] = ~np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
     return bad
 
