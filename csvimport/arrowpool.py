@@ -12,15 +12,9 @@ in the planner, before it.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pyarrow
 
-_lock = threading.Lock()
-_users = 0
-_saved: pyarrow.MemoryPool | None = None
+from csvimport.processwide import Temporary
 
 
 def configure() -> None:
@@ -37,22 +31,10 @@ def configure() -> None:
         pass  # a pyarrow build without jemalloc: keep its default pool
 
 
-@contextmanager
-def reusing() -> Iterator[None]:
-    """The system pool as Arrow's default inside. The switch is process-wide, so the first
-    user in saves the pool and the last one out restores it (jobs of a worker may overlap
-    in threads). Safe whatever runs meanwhile: a buffer goes back to the pool it came from."""
-    global _users, _saved
-    with _lock:
-        if _users == 0:
-            _saved = pyarrow.default_memory_pool()
-            pyarrow.set_memory_pool(pyarrow.system_memory_pool())
-        _users += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _users -= 1
-            if _users == 0 and _saved is not None:
-                pyarrow.set_memory_pool(_saved)
-                _saved = None
+# The system pool as Arrow's default while any caller needs it. Safe whatever runs
+# meanwhile: a buffer goes back to the pool it came from.
+reusing = Temporary(
+    pyarrow.default_memory_pool,
+    pyarrow.set_memory_pool,
+    lambda _saved: pyarrow.system_memory_pool(),
+).changed

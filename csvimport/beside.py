@@ -11,12 +11,13 @@ two run side by side, and restored after.
 from __future__ import annotations
 
 import sys
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
+
+from csvimport.processwide import Temporary
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -25,29 +26,10 @@ R = TypeVar("R")
 SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
 
 
-_lock = threading.Lock()
-_users = 0
-_saved = 0.0
-
-
-@contextmanager
-def _short_switch_interval() -> Iterator[None]:
-    """The short interval while any caller runs work side by side; the first one in saves
-    the process's interval and the last one out restores it (jobs of a worker may overlap
-    in threads: each restoring what it saw could leave the short interval for good)."""
-    global _users, _saved
-    with _lock:
-        if _users == 0:
-            _saved = sys.getswitchinterval()
-            sys.setswitchinterval(min(_saved, SWITCH_INTERVAL))
-        _users += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _users -= 1
-            if _users == 0:
-                sys.setswitchinterval(_saved)
+# The short interval while any caller runs work side by side (see ``processwide``).
+_short_switch_interval = Temporary(
+    sys.getswitchinterval, sys.setswitchinterval, lambda saved: min(saved, SWITCH_INTERVAL)
+).changed
 
 
 @contextmanager

@@ -147,3 +147,24 @@ def dump_tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 def dump() -> Callable[[Engine], dict[str, list[tuple[Any, ...]]]]:
     """``dump(engine)``: the whole database as sorted rows per table."""
     return dump_tables
+
+
+def org_settings(**changes: Any) -> Any:
+    """The settings of a plain customer org "acme" for hand-built snapshots, with ``changes``
+    (the generated-org tests vary only a few of them)."""
+    from csvimport.store.snapshot import OrgSettings
+
+    plain: dict[str, Any] = {
+        "id": "acme",
+        "name": "Acme",
+        "kind": "customer",
+        "package": None,
+        "directory_sync": False,
+        "integrations": (),
+        "default_licenses": (),
+        "verified_domains": (),
+        "claimed_domains": (),
+        "trial": False,
+        "state_version": 1,
+    }
+    return OrgSettings(**{**plain, **changes})

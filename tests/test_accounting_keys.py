@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import org_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,7 @@ from csvimport import plan as planning
 from csvimport.issues import IssueBuilder
 from csvimport.model import Options
 from csvimport.read import read_table
-from csvimport.store.snapshot import USER_COLUMNS, OrgSettings, OrgSnapshot
+from csvimport.store.snapshot import USER_COLUMNS, OrgSnapshot
 from csvimport.validate import validate
 
 CAT = catalog.default()
@@ -57,18 +58,8 @@ def _org(rng: random.Random, size: int, odd_share: float) -> OrgSnapshot:
     numbers = sorted({p.replace(" ", "") for p in PHONES if p} | {"+4930103"})
     if rng.random() < odd_share:
         numbers.append(rng.choice(ODD_PHONES))
-    settings_ = OrgSettings(
-        id="acme",
-        name="Acme",
-        kind="customer",
-        package=None,
-        directory_sync=False,
-        integrations=(),
-        default_licenses=("basic_messaging",),
-        verified_domains=("acme.example",),
-        claimed_domains=(),
-        trial=False,
-        state_version=1,
+    settings_ = org_settings(
+        default_licenses=("basic_messaging",), verified_domains=("acme.example",)
     )
     return OrgSnapshot(
         settings=settings_,

@@ -9,27 +9,16 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import org_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
 from csvimport.plan import ORG_USER_COLUMNS, _holdings
-from csvimport.store.snapshot import OrgSettings, OrgSnapshot, holder_positions
+from csvimport.store.snapshot import OrgSnapshot, holder_positions
 
 EMAILS = [f"u{i}@x.example" for i in range(8)]
 LICENSES = ["basic_messaging", "call_on_webex", "miteam_meetings"]
-SETTINGS = OrgSettings(
-    id="acme",
-    name="Acme",
-    kind="customer",
-    package=None,
-    directory_sync=False,
-    integrations=(),
-    default_licenses=(),
-    verified_domains=(),
-    claimed_domains=(),
-    trial=False,
-    state_version=1,
-)
+SETTINGS = org_settings()
 
 
 def org(users: list[str], licenses: list[tuple[str, str]]) -> OrgSnapshot:

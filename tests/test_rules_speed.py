@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import org_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,7 @@ from csvimport.issues import IssueBuilder
 from csvimport.model import Options
 from csvimport.read import read_table
 from csvimport.requirements import user_positions
-from csvimport.store.snapshot import USER_COLUMNS, OrgSettings, OrgSnapshot
+from csvimport.store.snapshot import USER_COLUMNS, OrgSnapshot
 from csvimport.validate import Validated, validate
 
 CAT = catalog.default()
@@ -85,18 +86,11 @@ def _org(rng: random.Random, size: int) -> OrgSnapshot:
     pool_frame = pd.DataFrame(
         pools, columns=["id", "license", "quantity", "status", "order", "subscription", "used"]
     ).astype({"license": "str", "status": "str", "order": "str", "subscription": "str"})
-    org = OrgSettings(
-        id="acme",
-        name="Acme",
-        kind="customer",
+    org = org_settings(
         package=rng.choice([*PACKAGES, None]),
-        directory_sync=False,
         integrations=tuple(i for i in ("miteam_meetings", "micollab") if rng.random() < 0.5),
         default_licenses=("basic_messaging",),
         verified_domains=("acme.example",),
-        claimed_domains=(),
-        trial=False,
-        state_version=1,
     )
     inventory = pd.DataFrame({"number": numbers, "location": "HQ", "email": ""}).astype("str")
     return OrgSnapshot(
