@@ -12,6 +12,11 @@ in the planner, before it.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+from collections.abc import Callable
+from functools import cache
+
 import pyarrow
 
 from csvimport.processwide import Temporary
@@ -38,3 +43,26 @@ reusing = Temporary(
     pyarrow.set_memory_pool,
     lambda _saved: pyarrow.system_memory_pool(),
 ).changed
+
+
+def release_heap() -> None:
+    """Give the C library's free heap memory back to the OS (glibc's ``malloc_trim``).
+
+    Why: reading an org from its tables goes through millions of short-lived Python objects
+    (the database driver's rows). Once they are freed, glibc keeps their pages in its heap,
+    scattered, and the job's resident size stays ~0.2 GB higher through the snapshot cache's
+    encoding and the planner's memory peak: a cold 1M-user dry run peaked at 2,061 MiB.
+    Where the C library has no ``malloc_trim``, nothing happens."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import ColumnElement, Connection, Engine, Text, case, cast, func, literal, select
 
+from csvimport import arrowpool
 from csvimport.masks import arrow_text, member
 from csvimport.model import StaleOrBusy
 from csvimport.store import snapcache
@@ -209,6 +210,8 @@ def load_snapshot(
     wanted = None if emails is None else _Wanted(emails)
     for _ in range(_ATTEMPTS):
         snap, cached = _read(engine, org_id, wanted)
+        if not cached:
+            arrowpool.release_heap()  # the driver's rows are gone: before the peaks to come
         if _version(engine, org_id) == snap.state_version:
             if not cached and snapcache.enabled():
                 frames = snapcache.Frames(
