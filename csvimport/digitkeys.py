@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from csvimport.masks import text_bytes, text_offsets
+from csvimport.masks import first_bytes, text_bytes, text_offsets
 
 MAX_DIGITS = 15  # digits + marker: the 16 nibbles of a uint64
 _PLUS = 0x2B
@@ -55,7 +55,7 @@ def digit_keys(values: pa.Array) -> np.ndarray:
     offsets = text_offsets(values)
     size = offsets[1:] - offsets[:-1]
     first, last = _window(values, offsets)
-    plus = _first_byte(values, offsets, size) == _PLUS
+    plus = first_bytes(values) == _PLUS
     digits = size - plus
     fits = (digits - 1).view(np.uint64) < MAX_DIGITS  # 1-15 digits
     if values.null_count:
@@ -97,16 +97,6 @@ def _funnel(high: np.ndarray, low: np.ndarray, shift: np.ndarray) -> np.ndarray:
     carry >>= np.uint64(63) - shift
     high |= carry
     return high
-
-
-def _first_byte(values: pa.Array, offsets: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """Each text's first byte (0 for an empty text)."""
-    data = text_bytes(values)
-    if not len(data):
-        return np.zeros(len(size), dtype=np.uint8)
-    first: np.ndarray = data.take(np.minimum(offsets[:-1] - offsets[0], len(data) - 1))
-    first[size == 0] = 0
-    return first
 
 
 def _digit_nibbles(word: np.ndarray, digits: np.ndarray) -> np.ndarray:

@@ -106,6 +106,14 @@ def byte_bits(values: pyarrow.Array, classes: np.ndarray) -> np.ndarray:
     return out
 
 
+def filled_cells(values: pyarrow.Array) -> np.ndarray:
+    """Cells holding any text (not "" and not missing), from the offsets alone: no
+    million-entry array of lengths is made to be compared with 0 (``byte_lengths``), so no
+    fresh 8 MB buffer is faulted in for each column tested."""
+    offsets = text_offsets(values)
+    return np.asarray(offsets[1:] != offsets[:-1])
+
+
 def byte_lengths(values: pyarrow.Array) -> np.ndarray:
     offsets = text_offsets(values)
     return np.asarray(offsets[1:] - offsets[:-1])

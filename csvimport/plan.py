@@ -511,7 +511,7 @@ def operations(rows: Rows, valid: pd.Index, payloads: Payloads) -> pd.DataFrame:
     if not blocks:
         return empty_operations()
     row = np.concatenate([b.row for b in blocks])
-    at = _plan_order(row, np.concatenate([b.order for b in blocks]))
+    at = _sorted_by([row, np.concatenate([b.order for b in blocks])])
     kinds = np.concatenate([b.op for b in blocks])[at]
     licenses = np.concatenate([b.license for b in blocks])[at]
     row = row[at]
@@ -530,11 +530,6 @@ def operations(rows: Rows, valid: pd.Index, payloads: Payloads) -> pd.DataFrame:
         },
         columns=PLAN_COLUMNS,
     )
-
-
-def _plan_order(row: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """The positions of the operations sorted by row, then by order within the row."""
-    return _sorted_by([row, order])
 
 
 def _sorted_by(keys: list[np.ndarray]) -> np.ndarray:

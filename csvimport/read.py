@@ -61,6 +61,7 @@ import pyarrow.csv as pa_csv
 
 from csvimport import catalog as _catalog
 from csvimport.beside import in_order
+from csvimport.masks import filled_cells, text_offsets
 from csvimport.model import Column, FileRejected, Issue, Options, Table
 
 T = TypeVar("T")
@@ -340,18 +341,6 @@ def _clean(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return _trim(column) if _may_need_trim(column) else column
 
 
-def _offsets(column: pa.Array) -> np.ndarray[Any, Any]:
-    """The value offsets of a ``large_string`` array, as numpy (no copy)."""
-    buf = column.buffers()[1]
-    return np.frombuffer(buf, dtype=np.int64)[column.offset : column.offset + len(column) + 1]
-
-
-def _filled(column: pa.Array) -> np.ndarray[Any, Any]:
-    """True where the cell is not empty (its offsets differ)."""
-    offsets = _offsets(column)
-    return np.asarray(offsets[1:] != offsets[:-1])
-
-
 # TRIM_CHARS in UTF-8, as one byte table: bit 1 marks the one-byte trim characters, bit 2
 # the bytes a multi-byte one starts with, bit 4 the bytes one ends with; and the longer ones
 # as the integer of their bytes (big-endian) by length, to be matched in full.
@@ -375,7 +364,7 @@ def _may_need_trim(column: pa.Array) -> bool:
     data_buf = column.buffers()[2]
     if len(column) == 0 or data_buf is None or data_buf.size == 0:
         return False
-    offsets = _offsets(column)
+    offsets = text_offsets(column)
     data = np.frombuffer(data_buf, dtype=np.uint8)
     # An empty cell reads a neighbour's byte here: it can only raise a suspicion, which the
     # exact pass below then clears.
@@ -429,7 +418,7 @@ def _build(
     columns = list(in_order(_clean, _drained(raw)))
     nonblank = np.zeros(len(columns[0]), dtype=bool)
     for column in columns:
-        nonblank |= _filled(column)
+        nonblank |= filled_cells(column)
     positions = np.flatnonzero(nonblank).astype(np.uint64)  # as Arrow gave it before
     if len(positions) == 0:
         _reject("empty_file", "The file is empty: it has no header row. " + _FIX_EMPTY)

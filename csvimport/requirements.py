@@ -18,7 +18,15 @@ import pyarrow.compute as pc
 from csvimport.beside import beside
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, duplicate_codes, key_codes
-from csvimport.masks import arrow_text, byte_bits, byte_lengths, filled, is_false, text_offsets
+from csvimport.masks import (
+    arrow_text,
+    byte_bits,
+    byte_lengths,
+    filled,
+    filled_cells,
+    is_false,
+    text_offsets,
+)
 from csvimport.model import Mode
 
 
@@ -29,14 +37,6 @@ def delete_rows(flags: dict[str, pd.Series], catalog: Catalog, index: pd.Index) 
         return pd.Series(False, index=index)
     frame = pd.DataFrame({i: s for i, s in enumerate(present)})
     return frame.apply(is_false).all(axis=1)
-
-
-def filled_cells(text: pyarrow.Array) -> np.ndarray:
-    """Cells holding any text (not "" and not missing), from the offsets alone: no
-    million-entry array of lengths is made to be compared with 0 (``masks.byte_lengths``),
-    so no fresh 8 MB buffer is faulted in for each column tested."""
-    offsets = text_offsets(text)
-    return np.asarray(offsets[1:] != offsets[:-1])
 
 
 def user_positions(current: pd.DataFrame, email_key: pd.Series) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from csvimport.masks import text_offsets
+from csvimport.masks import text_buffer, text_offsets
 
 _INLINE = 12  # Arrow keeps a value of up to 12 bytes inside its view: not built here
 _MAX_OFFSET = 2**31 - 1  # a view's buffer offset is a signed 32-bit integer
@@ -36,7 +36,7 @@ def gathered(parts: list[pa.Array], source: np.ndarray) -> pa.Array | None:
     views[has, 1] = _prefixes(parts, offset[picked], buffer[picked])
     views[has, 2] = buffer[picked]
     views[has, 3] = offset[picked]
-    data = [_data_buffer(part) for part in parts]
+    data = [text_buffer(part) for part in parts]
     validity = pa.array(has).buffers()[1]
     return pa.Array.from_buffers(
         pa.string_view(), len(source), [validity, pa.py_buffer(views), *data]
@@ -65,13 +65,8 @@ def _prefixes(parts: list[pa.Array], offset: np.ndarray, buffer: np.ndarray) -> 
         mine = buffer == number
         if not mine.any():
             continue
-        data = np.frombuffer(_data_buffer(part), dtype=np.uint8)
+        data = np.frombuffer(text_buffer(part), dtype=np.uint8)
         starts = offset[mine]
         for byte in range(4):
             out[mine, byte] = data[starts + byte]
     return out.view(np.int32)[:, 0]
-
-
-def _data_buffer(part: pa.Array) -> pa.Buffer:
-    data = part.buffers()[2]
-    return data if data is not None else pa.py_buffer(b"")

@@ -41,6 +41,7 @@ from csvimport.masks import (
     arrow_text,
     byte_bits,
     byte_lengths,
+    filled_cells,
     first_bytes,
     fullmatch_where,
     is_true,
@@ -313,7 +314,7 @@ def _flags(table: Table, catalog: Catalog, b: IssueBuilder) -> dict[str, pd.Seri
         arrow = arrow_text(text)
         is_true, is_false = _boolean_words(arrow, catalog)
         unknown = ~(is_true | is_false)
-        bad = unknown & requirements.filled_cells(arrow)
+        bad = unknown & filled_cells(arrow)
         b.cells(text.index[bad], col.key, "invalid_boolean", FIX["invalid_boolean"], values=text)
         out[col.key] = pd.Series(pd.arrays.BooleanArray(is_true, unknown), index=text.index)
     return out
@@ -331,7 +332,7 @@ def _boolean_words(text: pyarrow.Array, catalog: Catalog) -> tuple[np.ndarray, n
     if len(truth) == 0:
         return np.zeros(len(text), dtype=bool), np.zeros(len(text), dtype=bool)
     found = _common_words(text, spellings)
-    filled = requirements.filled_cells(text)
+    filled = filled_cells(text)
     rest = (found < 0) & filled
     if rest.any():
         found[rest] = _word_index(_picked(text, rest), spellings)
@@ -536,7 +537,7 @@ def _user_duplicates(keys: _Keys, phone_key: pd.Series | None, b: IssueBuilder) 
 
 def _coded_duplicates(fid: str, key: pd.Series, codes: np.ndarray, b: IssueBuilder) -> None:
     """``_user_duplicates`` of one column whose keys are coded (``codes``, one per row)."""
-    used = requirements.filled_cells(arrow_text(key))
+    used = filled_cells(arrow_text(key))
     rows, firsts = duplicate_codes(codes[used], key.index[used])
     code, fix = _DUPLICATES[fid]
     b.cells(rows, fid, code, fix, extra=" (first used in row " + firsts.astype(str) + ")")

@@ -168,3 +168,15 @@ def org_settings(**changes: Any) -> Any:
         "state_version": 1,
     }
     return OrgSettings(**{**plain, **changes})
+
+
+def users_frame(users: list[dict[str, str]]) -> Any:
+    """An org's users as a snapshot holds them: every user column (missing ones blank), as
+    text, indexed by email; for the generated orgs of the rules tests."""
+    import pandas as pd
+
+    from csvimport.store.snapshot import USER_COLUMNS
+
+    frame = pd.DataFrame([{**dict.fromkeys(USER_COLUMNS, ""), **u} for u in users]).astype("str")
+    frame.index = pd.Index(frame["email"], name="email", dtype="str")
+    return frame[list(USER_COLUMNS)]

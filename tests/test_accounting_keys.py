@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import org_settings
+from conftest import org_settings, users_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +24,7 @@ from csvimport import plan as planning
 from csvimport.issues import IssueBuilder
 from csvimport.model import Options
 from csvimport.read import read_table
-from csvimport.store.snapshot import USER_COLUMNS, OrgSnapshot
+from csvimport.store.snapshot import OrgSnapshot
 from csvimport.validate import validate
 
 CAT = catalog.default()
@@ -40,21 +40,20 @@ def _pick(rng: random.Random, common: list[str], odd: list[str], odd_share: floa
 
 
 def _org(rng: random.Random, size: int, odd_share: float) -> OrgSnapshot:
-    users = []
-    for i in range(size):
-        user = dict.fromkeys(USER_COLUMNS, "")
-        user.update(
-            email=f"u{i}@acme.example",
-            first_name="Anna",
-            phone_number=_pick(rng, PHONES, ODD_PHONES, odd_share),
-            extension=_pick(rng, EXTENSIONS, ODD_EXTENSIONS, odd_share),
-            location=rng.choice(PLACES),
-            role="user",
-            package=rng.choice(list(CAT.packages)),
-        )
-        users.append(user)
-    frame = pd.DataFrame(users).astype("str")
-    frame.index = pd.Index(frame["email"], name="email", dtype="str")
+    frame = users_frame(
+        [
+            {
+                "email": f"u{i}@acme.example",
+                "first_name": "Anna",
+                "phone_number": _pick(rng, PHONES, ODD_PHONES, odd_share),
+                "extension": _pick(rng, EXTENSIONS, ODD_EXTENSIONS, odd_share),
+                "location": rng.choice(PLACES),
+                "role": "user",
+                "package": rng.choice(list(CAT.packages)),
+            }
+            for i in range(size)
+        ]
+    )
     numbers = sorted({p.replace(" ", "") for p in PHONES if p} | {"+4930103"})
     if rng.random() < odd_share:
         numbers.append(rng.choice(ODD_PHONES))
@@ -63,7 +62,7 @@ def _org(rng: random.Random, size: int, odd_share: float) -> OrgSnapshot:
     )
     return OrgSnapshot(
         settings=settings_,
-        users=frame[list(USER_COLUMNS)],
+        users=frame,
         licenses=pd.DataFrame({"email": [], "license": []}, dtype="str"),
         pools=pd.DataFrame(
             columns=["id", "license", "quantity", "status", "order", "subscription", "used"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import org_settings
+from conftest import org_settings, users_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +30,7 @@ from csvimport.issues import IssueBuilder
 from csvimport.model import Options
 from csvimport.read import read_table
 from csvimport.requirements import user_positions
-from csvimport.store.snapshot import USER_COLUMNS, OrgSnapshot
+from csvimport.store.snapshot import OrgSnapshot
 from csvimport.validate import Validated, validate
 
 CAT = catalog.default()
@@ -48,21 +48,22 @@ def _org(rng: random.Random, size: int) -> OrgSnapshot:
     """``size`` users drawing numbers and extensions from small pools (so some are held
     twice), locations in several spellings, a few administrators, pools near their use."""
     numbers = [f"+4930{i:05d}" for i in range(max(4, size // 2))]
-    users = []
-    for i in range(size):
-        user = dict.fromkeys(USER_COLUMNS, "")
-        user.update(
-            email=f"u{i}@acme.example",
-            first_name="Anna",
-            phone_number=rng.choice(["", rng.choice(numbers), "+4930 " + rng.choice(numbers)[5:]]),
-            extension=rng.choice(["", str(100 + rng.randint(0, size // 3)), "0101"]),
-            location=rng.choice([*PLACES, "hq", "BERLIN", ""]),
-            role="full_admin" if rng.random() < rng.choice([0.03, 0.2]) else "user",
-            package=rng.choice([*PACKAGES, ""]),
-        )
-        users.append(user)
-    frame = pd.DataFrame(users).astype("str")
-    frame.index = pd.Index(frame["email"], name="email", dtype="str")
+    frame = users_frame(
+        [
+            {
+                "email": f"u{i}@acme.example",
+                "first_name": "Anna",
+                "phone_number": rng.choice(
+                    ["", rng.choice(numbers), "+4930 " + rng.choice(numbers)[5:]]
+                ),
+                "extension": rng.choice(["", str(100 + rng.randint(0, size // 3)), "0101"]),
+                "location": rng.choice([*PLACES, "hq", "BERLIN", ""]),
+                "role": "full_admin" if rng.random() < rng.choice([0.03, 0.2]) else "user",
+                "package": rng.choice([*PACKAGES, ""]),
+            }
+            for i in range(size)
+        ]
+    )
     licenses = pd.DataFrame(
         [(e, lic.id) for e in frame.index for lic in CAT.licenses.values() if rng.random() < 0.3],
         columns=["email", "license"],
@@ -95,7 +96,7 @@ def _org(rng: random.Random, size: int) -> OrgSnapshot:
     inventory = pd.DataFrame({"number": numbers, "location": "HQ", "email": ""}).astype("str")
     return OrgSnapshot(
         settings=org,
-        users=frame[list(USER_COLUMNS)],
+        users=frame,
         licenses=licenses,
         pools=pool_frame,
         numbers=inventory,
