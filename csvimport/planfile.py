@@ -72,6 +72,7 @@ def apply_reviewed(db: Any, path: Path, report_dir: Path | None) -> Result:
     """Apply a reviewed plan under the org lock; reports as for any job."""
     from csvimport.apply import apply_plan
     from csvimport.store import jobs
+    from csvimport.store.snapshot import refresh_cache
 
     plan = read_plan(path)
     assert plan.org is not None
@@ -105,6 +106,8 @@ def apply_reviewed(db: Any, path: Path, report_dir: Path | None) -> Result:
         {"operations": result.operations},
         state_version=result.state_version,
     )
+    if result.status != Status.FAILED and result.state_version != plan.state_version:
+        refresh_cache(db, plan.org)  # the next dry run of the org reads one blob
     if report_dir is not None:
         eng.write_reports(result, report_dir)
     return result

@@ -19,10 +19,13 @@ from sqlalchemy import Engine, create_engine, delete, func, insert, select, text
 
 from csvimport.apply import apply_plan
 from csvimport.model import PLAN_COLUMNS, Plan
+from csvimport.planfile import apply_reviewed
+from csvimport.planwrite import write_plan
 from csvimport.store import snapcache
 from csvimport.store import snapshot as snapshot_mod
 from csvimport.store.db import transaction
 from csvimport.store.models import Org, SnapshotCache, User, UserLicense
+from csvimport.store.orders import assign_order, load_orders
 from csvimport.store.orgfile import load_org_file
 from csvimport.store.snapshot import OrgSnapshot, holder_positions, load_snapshot
 
@@ -189,6 +192,59 @@ def test_after_an_apply_the_stale_rows_are_never_used(
         "free": (old_free.state_version + 1, snapcache.FORMAT),
     }
     assert_same(load_snapshot(engine, acme), new_acme)  # and now a hit
+
+
+def test_a_reviewed_plan_applied_leaves_the_cache_at_the_new_state(
+    engine: Engine, acme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+) -> None:
+    """``apply --plan``, like an apply of a file, reads the changed org once more: the next
+    dry run is a hit on the new state, not a read of the tables."""
+    old = load_snapshot(engine, acme)
+    path = tmp_path / "plan.jsonl"
+    write_plan(path, _plan(old.state_version))
+    result = apply_reviewed(engine, path, None)
+    assert result.state_version == old.state_version + 1
+    assert rows(engine)[acme] == (old.state_version + 1, snapcache.FORMAT)
+    reads.clear()
+    new = load_snapshot(engine, acme)
+    assert reads == []  # a hit
+    assert_same(new, fresh(engine, acme, monkeypatch))
+    assert new.users.loc["anna@acme.example", "title"] == "CEO"
+
+
+def test_an_order_assigned_keeps_the_cached_frames_valid(
+    engine: Engine, acme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+) -> None:
+    """An order changes a pool, which is never cached: the row moves to the org's new version
+    in the same transaction, and the pools still come fresh from their table."""
+    old = load_snapshot(engine, acme)
+    orders = tmp_path / "orders.yaml"
+    orders.write_text("orders: [{id: ORD-7, license: miteam_meetings, quantity: 50}]\n")
+    load_orders(engine, orders)
+    assign_order(engine, "ORD-7", acme)
+    assert rows(engine)[acme] == (old.state_version + 1, snapcache.FORMAT)
+    reads.clear()
+    new = load_snapshot(engine, acme)
+    assert reads == []  # a hit
+    assert new.state_version == old.state_version + 1
+    assert_same(new, fresh(engine, acme, monkeypatch))
+    assert new.pools.set_index("license").loc["miteam_meetings", "quantity"] == 55
+
+
+def test_an_order_assigned_does_not_revive_a_stale_row(
+    engine: Engine, acme: str, tmp_path: Path
+) -> None:
+    """Only the row of the version the order moves the org from is carried: a row already
+    stale stays stale."""
+    old = load_snapshot(engine, acme)
+    with transaction(engine) as conn:  # a change the cache row did not see
+        conn.execute(update(Org).where(Org.id == acme).values(state_version=Org.state_version + 1))
+    orders = tmp_path / "orders.yaml"
+    orders.write_text("orders: [{id: ORD-7, license: miteam_meetings, quantity: 50}]\n")
+    load_orders(engine, orders)
+    assign_order(engine, "ORD-7", acme)
+    assert version(engine, acme) == old.state_version + 2
+    assert rows(engine)[acme] == (old.state_version, snapcache.FORMAT)
 
 
 def test_after_an_org_reload_the_stale_row_is_never_used(

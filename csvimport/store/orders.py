@@ -24,6 +24,7 @@ from sqlalchemy import Engine, insert, select, update
 from csvimport import catalog as catalog_mod
 from csvimport.catalog import Catalog
 from csvimport.model import Refused
+from csvimport.store import snapcache
 from csvimport.store.db import transaction
 from csvimport.store.models import Order, Org, Pool, utcnow
 
@@ -179,4 +180,5 @@ def assign_order(engine: Engine, order_id: str, org_id: str) -> int:
             update(Order).where(Order.id == order_id).values(org_id=org_id, assigned_at=utcnow())
         )
         conn.execute(update(Org).where(Org.id == org_id).values(state_version=version + 1))
+        snapcache.carry_forward(conn, org_id, version)  # only a pool changed
         return int(pool_id)

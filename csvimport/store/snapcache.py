@@ -63,6 +63,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -196,6 +197,20 @@ def encode(frames: Frames) -> pyarrow.Buffer:
     sink = pyarrow.BufferOutputStream()
     _write_stream(sink, batch, options)
     return sink.getvalue()
+
+
+def carry_forward(conn: Connection, org_id: str, state_version: int) -> None:
+    """Keep the org's cached frames valid across a change that leaves them as they are.
+
+    Called in the transaction that moves the org from ``state_version`` to the next one
+    while changing only tables the cache does not hold (an order assigned changes a pool):
+    the row of the old version becomes the row of the new one, so the next dry run of a
+    million-user org still reads one blob instead of its tables (~8 s more)."""
+    conn.execute(
+        update(SnapshotCache)
+        .where(SnapshotCache.org_id == org_id, SnapshotCache.state_version == state_version)
+        .values(state_version=state_version + 1)
+    )
 
 
 def _holders_field() -> pyarrow.Field:

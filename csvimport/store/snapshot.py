@@ -18,6 +18,7 @@ turns the cache off.
 from __future__ import annotations
 
 import json
+import logging
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,8 @@ USER_COLUMNS = (*USER_FIELDS, "role", "package")
 _EXTRA = "__extra__"
 _IN_CHUNK = 5_000
 _ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
 
 
 class OrgNotFound(LookupError):
@@ -224,6 +227,19 @@ def load_snapshot(
         f"the org {org_id} changed {_ATTEMPTS} times while it was being read: try again once "
         "the other jobs on it are done"
     )
+
+
+def refresh_cache(engine: Engine, org_id: str) -> None:
+    """After a job changed the org (committed, job finished, lock released), read it once
+    more so that the snapshot cache holds the new state: the next dry run of the org then
+    reads it from one blob (1M users: ~0.5 s instead of ~8 s). Best effort: the job is
+    done whatever happens here."""
+    if not snapcache.enabled():
+        return
+    try:
+        load_snapshot(engine, org_id)
+    except Exception:  # a cache refresh never fails a finished job
+        log.debug("snapshot cache refresh of org %s failed", org_id, exc_info=True)
 
 
 def _release_read_memory(engine: Engine) -> None:
