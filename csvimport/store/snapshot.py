@@ -222,6 +222,7 @@ def load_snapshot(
                     snap.users, snap.licenses, snap.numbers, snap.license_holders()
                 )
                 snapcache.write(engine, org_id, snap.state_version, frames)
+                _release_read_memory(engine)  # SQLite keeps a copy of the blob it bound
             return snap
     raise StaleOrBusy(
         f"the org {org_id} changed {_ATTEMPTS} times while it was being read: try again once "
