@@ -25,7 +25,7 @@ from csvimport.beside import beside
 from csvimport.catalog import Catalog
 from csvimport.issues import IssueBuilder, concat_issues
 from csvimport.masks import arrow_text, filled, is_false, is_true, member, text_buffer
-from csvimport.model import PLAN_COLUMNS, Mode, Plan, empty_operations
+from csvimport.model import OPERATION_KINDS, PLAN_COLUMNS, Mode, Plan, empty_operations
 from csvimport.requirements import KEPT_AFTER, align_current, delete_rows, user_positions
 from csvimport.store.snapshot import OrgSnapshot
 from csvimport.store.snapshot import run_positions as _run_positions
@@ -110,6 +110,22 @@ def per_distinct(values: pd.Series, fn: Callable[[str], str]) -> pd.Series:
 
 def classify(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> Rows:
     """Who each row is about, and what it would do to the user's licenses."""
+    rows, at = _who(v, snap, cat, mode)
+    _licensing(rows, at)
+    return rows
+
+
+def _licensing(rows: Rows, at: np.ndarray) -> None:
+    """What each row would do to its user's licenses (``rows.holdings`` and
+    ``rows.license_ops``); ``at``: each row's user position (-1: none). Apart from ``_who``
+    so that ``make_plan`` runs it beside the payloads, which never read it."""
+    rows.holdings = _holdings(np.where(rows.exists.to_numpy(), at, -1), rows.snap)
+    rows.license_ops = _license_ops(rows)
+
+
+def _who(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> tuple[Rows, np.ndarray]:
+    """Who each row is about (its user, added, claimed or deleted) and its cells as they would
+    be stored, without the licenses (``_licensing``); and each row's user position."""
     key = v.email_key
     index = v.cells.index
     at = v.current_at
@@ -138,10 +154,8 @@ def classify(v: Validated, snap: OrgSnapshot, cat: Catalog, mode: Mode) -> Rows:
         other_org=other,
         values=_values(v, snap, cat),
         license_ops=pd.DataFrame(),
-        holdings=_holdings(np.where(exists.to_numpy(), at, -1), snap),
     )
-    rows.license_ops = _license_ops(rows)
-    return rows
+    return rows, at
 
 
 def held(rows: Rows, license_id: str) -> pd.Series:
@@ -307,15 +321,6 @@ def _ops(
     )
 
 
-def shared_text(values: pd.Series) -> np.ndarray:
-    """A text column of few distinct values (license ids, operation kinds) as an object
-    array whose cells share one Python string per distinct value: converting Arrow text cell
-    by cell makes a string object per cell (1.5M license operations: ~180 MB)."""
-    codes, distinct = pd.factorize(values)
-    shared = np.array([*distinct, None], dtype=object)
-    return shared[codes]
-
-
 def _no_ops() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -416,8 +421,9 @@ def _change_builder(
 
 @dataclass
 class _Block:
-    """Operations of one kind, as columns: row numbers, kind(s), license(s), order within a
-    row, and where each payload is among the candidate payloads (-1: none)."""
+    """Operations of one kind, as columns: row numbers, kind(s) and license(s) as codes into
+    ``PLAN_KINDS`` and the license ids (-1: none), order within a row, and where each payload
+    is among the candidate payloads (-1: none)."""
 
     row: np.ndarray
     op: np.ndarray
@@ -428,22 +434,16 @@ class _Block:
 
 def _block(
     idx: pd.Index,
-    op: str | pd.Series,
+    op: str | np.ndarray,
     payload: np.ndarray | None = None,
-    license: pd.Series | None = None,
+    license: np.ndarray | None = None,
     order: pd.Series | int = -1,
 ) -> _Block:
     n = len(idx)
-
-    def column(value: str | pd.Series | None) -> np.ndarray:
-        if isinstance(value, pd.Series):
-            return shared_text(value)
-        return np.full(n, value, dtype=object)
-
     return _Block(
         row=idx.to_numpy(dtype=np.int64),
-        op=column(op),
-        license=column(license),
+        op=np.full(n, PLAN_KINDS.categories.get_loc(op)) if isinstance(op, str) else op,
+        license=np.full(n, -1) if license is None else license,
         order=np.full(n, order) if isinstance(order, int) else order.to_numpy(dtype=np.int64),
         payload=np.full(n, -1, dtype=np.int64) if payload is None else payload,
     )
@@ -506,7 +506,8 @@ def operations(rows: Rows, valid: pd.Index, payloads: Payloads) -> pd.DataFrame:
     blocks.append(_block(deleted, "delete_user"))
     blocks.append(_modify_ops(rows, ok, payloads.changes, start["modify_user"]))
     lic = rows.license_ops[rows.license_ops["row"].isin(valid)]
-    blocks.append(_block(pd.Index(lic["row"]), lic["op"], None, lic["license"], lic["order"]))
+    ids = _license_categories(lic["license"])
+    blocks.append(_license_block(lic))
     blocks = [b for b in blocks if len(b.row)]
     if not blocks:
         return empty_operations()
@@ -520,16 +521,37 @@ def operations(rows: Rows, valid: pd.Index, payloads: Payloads) -> pd.DataFrame:
     email = _emails_at(rows, row)
     return pd.DataFrame(
         {
-            # Objects sharing one string per kind and license: a "str" column would convert
-            # millions of them to Arrow here, for the writer to hash them back.
-            "op": pd.Series(kinds, dtype=object),
+            # Categoricals: one code per operation, no Python string or hash per cell for
+            # the writer and the counts.
+            "op": pd.Categorical.from_codes(kinds, dtype=PLAN_KINDS),
             "row": row,
             "email": email,
-            "license": pd.Series(licenses, dtype=object),
+            "license": pd.Categorical.from_codes(licenses, dtype=ids),
             "data": _text_column(data),
         },
         columns=PLAN_COLUMNS,
     )
+
+
+# The plan's ``op`` column; and each license operation kind (``OP_KINDS``) as its code there.
+PLAN_KINDS = pd.CategoricalDtype(list(OPERATION_KINDS))
+_PLAN_KIND_OF_LICENSE_OP = PLAN_KINDS.categories.get_indexer(OP_KINDS.categories)
+
+
+def _license_block(lic: pd.DataFrame) -> _Block:
+    """The license operations ``lic`` (a frame of ``_license_ops``) as a block."""
+    if not len(lic):
+        return _block(pd.Index([], dtype=np.int64), np.zeros(0, dtype=np.int64))
+    kind = _PLAN_KIND_OF_LICENSE_OP[np.asarray(lic["op"].cat.codes.to_numpy(), dtype=np.int64)]
+    return _block(pd.Index(lic["row"]), kind, None, _codes(lic["license"]), lic["order"])
+
+
+def _license_categories(licenses: pd.Series) -> pd.CategoricalDtype:
+    """The license ids the plan's ``license`` column codes into: those of the license
+    operations (categorical, sorted by name), none when there are no license operations."""
+    if isinstance(licenses.dtype, pd.CategoricalDtype):
+        return pd.CategoricalDtype(licenses.cat.categories)
+    return pd.CategoricalDtype(sorted(str(v) for v in licenses.unique()))
 
 
 def _sorted_by(keys: list[np.ndarray]) -> np.ndarray:
@@ -594,7 +616,11 @@ def _emails_at(rows: Rows, row_numbers: np.ndarray) -> pd.Series:
     if "email" not in rows.v.cells:
         return pd.Series("", index=range(len(row_numbers)), dtype="str")
     cells = arrow_text(rows.v.cells["email"])
-    at = rows.index.get_indexer(pd.Index(row_numbers))
+    index = rows.index
+    if index.is_monotonic_increasing:  # rows in file order: a binary search, no hash table
+        at = np.searchsorted(index.to_numpy(dtype=np.int64), row_numbers)
+    else:
+        at = index.get_indexer(pd.Index(row_numbers))
     return pd.Series(cells.take(pa.array(at)).to_pandas(), dtype="str")
 
 
@@ -658,11 +684,13 @@ def make_plan(
     """Org rules and the diff: the plan of the valid rows and every org-level issue."""
     from csvimport import accounting, rules
 
-    rows = classify(v, snap, cat, mode)
+    rows, at = _who(v, snap, cat, mode)
     org, version = snap.org_id, snap.state_version
-    # The payloads (Arrow kernels, which release the GIL) are built beside the rules; the
-    # few rows the rules reject are filtered out of them afterwards.
+    # The payloads (Arrow kernels, which release the GIL) are built beside the licensing and
+    # the rules; the few rows the rules reject are filtered out of them afterwards.
     with beside(candidate_payloads, rows) as building:
+        _licensing(rows, at)
+        del at
         email = v.cells["email"] if "email" in v.cells else pd.Series("", index=v.cells.index)
         b = IssueBuilder(v.cells, v.headers, email)
         rules.check(rows, b)
