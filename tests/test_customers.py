@@ -26,7 +26,15 @@ from csvimport.customers.templates import list_templates, load_templates, parse_
 from csvimport.model import Options, Refused, Result, StaleOrBusy
 from csvimport.store import jobs
 from csvimport.store.db import transaction
-from csvimport.store.models import AuditEvent, Customer, OrgProfile, Pool, User, UserLicense
+from csvimport.store.models import (
+    AuditEvent,
+    Customer,
+    OrgProfile,
+    Pool,
+    SnapshotCache,
+    User,
+    UserLicense,
+)
 from csvimport.store.orgfile import OrgFileError, load_org_file
 from csvimport.store.snapshot import load_snapshot
 
@@ -315,8 +323,12 @@ def test_attach_leaves_name_authentication_and_users_alone(
     after = dump(templated)
     for table in ("users", "user_licenses", "org_profiles", "locations", "sites", "numbers"):
         assert after[table] == before[table], table
+    with transaction(templated, write=False) as conn:  # its cache moved on with the org
+        stmt = select(SnapshotCache.state_version).where(SnapshotCache.org_id == "small")
+        assert conn.execute(stmt).scalar() == version + 1
     snap = load_snapshot(templated, "small")
     assert snap.settings.name == "Small Co" and snap.state_version == version + 1
+    assert "webex_meetings" in set(snap.pools["license"])  # pools: from their table
     assert rows_of(templated, OrgProfile)[0]["authentication"] == "sso"
     admins = rows_of(templated, User, User.org_id == "small", User.role == "full_admin")
     assert [a["email"] for a in admins] == ["owner@small.example"]

@@ -34,6 +34,7 @@ from csvimport.customers.catalog import CustomerCatalog
 from csvimport.customers.catalog import default as default_catalog
 from csvimport.customers.plan import partner_role
 from csvimport.model import CUSTOMER_OPERATION_KINDS, Plan, Refused, StaleOrBusy
+from csvimport.store import snapcache
 from csvimport.store.db import transaction
 from csvimport.store.models import (
     AuditEvent,
@@ -249,6 +250,7 @@ class _Writer:
             if self.rows[model]:
                 self.conn.execute(insert(model), self.rows[model])
         for org in sorted(self.bumped):
+            snapcache.carry_forward(self.conn, org)  # pools and profiles: none of it cached
             self.conn.execute(
                 update(Org).where(Org.id == org).values(state_version=Org.state_version + 1)
             )

@@ -179,6 +179,6 @@ def assign_order(engine: Engine, order_id: str, org_id: str) -> int:
         conn.execute(
             update(Order).where(Order.id == order_id).values(org_id=org_id, assigned_at=utcnow())
         )
+        snapcache.carry_forward(conn, org_id)  # only a pool changed
         conn.execute(update(Org).where(Org.id == org_id).values(state_version=version + 1))
-        snapcache.carry_forward(conn, org_id, version)  # only a pool changed
         return int(pool_id)

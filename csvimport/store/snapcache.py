@@ -199,17 +199,19 @@ def encode(frames: Frames) -> pyarrow.Buffer:
     return sink.getvalue()
 
 
-def carry_forward(conn: Connection, org_id: str, state_version: int) -> None:
+def carry_forward(conn: Connection, org_id: str) -> None:
     """Keep the org's cached frames valid across a change that leaves them as they are.
 
-    Called in the transaction that moves the org from ``state_version`` to the next one
-    while changing only tables the cache does not hold (an order assigned changes a pool):
-    the row of the old version becomes the row of the new one, so the next dry run of a
-    million-user org still reads one blob instead of its tables (~8 s more)."""
+    Called in the transaction that bumps the org's ``state_version`` by one, before the bump,
+    by changes to tables the cache does not hold (an order assigned, a customers job that
+    re-pools an org): the row of the current version becomes the row of the next one, so the
+    next dry run of a million-user org still reads one blob instead of its tables (~8 s
+    more). A row of an older version stays stale."""
+    current = select(Org.state_version).where(Org.id == org_id).scalar_subquery()
     conn.execute(
         update(SnapshotCache)
-        .where(SnapshotCache.org_id == org_id, SnapshotCache.state_version == state_version)
-        .values(state_version=state_version + 1)
+        .where(SnapshotCache.org_id == org_id, SnapshotCache.state_version == current)
+        .values(state_version=SnapshotCache.state_version + 1)
     )
 
 
