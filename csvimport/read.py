@@ -606,6 +606,10 @@ def _parse_arrow(payload: bytes, delimiter: str) -> pa.Table | None:
                 column_types=dict.fromkeys(names, pa.large_string()),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
+                # ``_to_utf8`` validated the whole payload (or made it UTF-8 itself), and
+                # cutting valid UTF-8 at ASCII delimiters, quotes and line ends leaves
+                # valid UTF-8: a second check per cell cost ~0.2 s of CPU at 1M rows.
+                check_utf8=False,
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowException):
