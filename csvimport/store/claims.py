@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
-from sqlalchemy import Connection, Engine, delete, exists, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, delete, exists, func, insert, or_, select, update
 
-from csvimport.store.db import transaction
+from csvimport.store.db import insert_ignore, transaction
 from csvimport.store.models import AuditEvent, BatchFile, Job, utcnow
 
 APPLIED = ("COMPLETED", "COMPLETED_WITH_ERRORS")
@@ -93,7 +92,8 @@ def claim(
     now = utcnow()
     values = {"job_id": job_id, "active_key": key, "org": org, "folder": folder, "name": name}
     with transaction(engine) as conn:
-        stmt = _insert_ignore(conn).values(**values, worker=worker, heartbeat=now, claimed_at=now)
+        stmt = insert_ignore(conn, BatchFile, "active_key")
+        stmt = stmt.values(**values, worker=worker, heartbeat=now, claimed_at=now)
         conn.execute(stmt)  # no rowcount check: psycopg reports -1 for an INSERT here
         holder = conn.execute(select(BatchFile.job_id).where(BatchFile.active_key == key))
         if holder.scalar() != job_id:
@@ -103,11 +103,6 @@ def claim(
             {"id": job_id, "source": "batch", "status": "CREATED", "created_at": now, **job},
         )
     return True
-
-
-def _insert_ignore(conn: Connection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(BatchFile).on_conflict_do_nothing(index_elements=["active_key"])
 
 
 def release(engine: Engine, job_id: str) -> None:

@@ -60,6 +60,25 @@ def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
 
+def dialect_of(bind: Engine | Connection) -> Any:
+    """The SQLAlchemy dialect package of ``bind`` (SQLite or PostgreSQL), for its
+    ``insert ... ON CONFLICT``. Imported on first use: a SQLite job never imports
+    PostgreSQL's, which brings the modules of all its drivers (~40 ms of start-up)."""
+    if bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite
+
+
+def insert_ignore(bind: Engine | Connection, table: Any, key: str) -> Any:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` into ``table``: the row count tells
+    whether the row went in (a claim or a lock taken, or already held)."""
+    return dialect_of(bind).insert(table).on_conflict_do_nothing(index_elements=[key])
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -23,11 +23,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, delete, insert, select, update
 
 from csvimport.model import StaleOrBusy
-from csvimport.store.db import transaction
+from csvimport.store.db import insert_ignore, transaction
 from csvimport.store.models import JOB_STATUSES, Job, OrgLock, utcnow
 
 STALE_AFTER = dt.timedelta(minutes=10)
@@ -232,14 +231,8 @@ def _try_insert_lock(engine: Engine, org: str, job_id: str, worker: str) -> bool
     now = utcnow()
     values = {"org_id": org, "job_id": job_id, "worker": worker, "acquired_at": now}
     with transaction(engine) as conn:
-        stmt = _insert_ignore(conn).values(**values, heartbeat=now)
+        stmt = insert_ignore(conn, OrgLock, "org_id").values(**values, heartbeat=now)
         return bool(conn.execute(stmt).rowcount == 1)
-
-
-def _insert_ignore(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(OrgLock).on_conflict_do_nothing(index_elements=["org_id"])
-    return sqlite.insert(OrgLock).on_conflict_do_nothing(index_elements=["org_id"])
 
 
 def _lock_of(engine: Engine, org: str) -> dict[str, Any] | None:

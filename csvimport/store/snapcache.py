@@ -65,9 +65,8 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
-from csvimport.store.db import is_sqlite, transaction
+from csvimport.store.db import dialect_of, is_sqlite, transaction
 from csvimport.store.models import Org, SnapshotCache, utcnow
 
 FORMAT = "snapshot-2"  # 2: the license holders
@@ -372,7 +371,9 @@ def _write_sqlite(engine: Engine, org_id: str, state_version: int, data: pyarrow
         raw.execute("PRAGMA busy_timeout = 0")
         try:
             with conn.execution_options(sqlite_immediate=True).begin():
-                conn.execute(_upsert(sqlite, org_id, state_version), {"data": memoryview(data)})
+                conn.execute(
+                    _upsert(dialect_of(conn), org_id, state_version), {"data": memoryview(data)}
+                )
         finally:
             try:
                 raw.execute(f"PRAGMA busy_timeout = {int(previous)}")
@@ -385,4 +386,4 @@ def _write_postgres(engine: Engine, org_id: str, state_version: int, data: pyarr
     with transaction(engine) as conn:
         conn.execute(text(f"SET LOCAL lock_timeout = '{_PG_LOCK_TIMEOUT}'"))
         conn.execute(text(f"SET LOCAL statement_timeout = '{_PG_STATEMENT_TIMEOUT}'"))
-        conn.execute(_upsert(postgresql, org_id, state_version), {"data": memoryview(data)})
+        conn.execute(_upsert(dialect_of(conn), org_id, state_version), {"data": memoryview(data)})
