@@ -17,6 +17,7 @@ import click
 
 from csvimport import arrowpool
 from csvimport.model import ExitCode, Options, Refused, StaleOrBusy, UsageError
+from csvimport.prefetch import Prefetch
 from csvimport.terminal import Progress, print_result
 
 MODES = click.Choice(["add-only", "add-remove"])
@@ -171,12 +172,15 @@ def _options(file: Path, dry_run: bool, **kw: Any) -> Options:
 
 
 def _run_job(ctx: Context, options: Options, fmt: str) -> None:
+    # The file is read and hashed on a second core while the engine and the database open.
+    assert options.file is not None
+    prefetched = Prefetch(options.file, options.max_bytes)
     from csvimport import engine
 
     progress = Progress(enabled=fmt == "text")
     db = ctx.engine if options.org is not None else None
     try:
-        result = engine.run(options, db=db, progress=progress)
+        result = engine.run(options, db=db, progress=progress, prefetched=prefetched)
     finally:
         progress.close()
     if fmt == "json":

@@ -35,6 +35,7 @@ from csvimport.model import (
     UsageError,
     issues_frame,
 )
+from csvimport.prefetch import Prefetch
 from csvimport.read import read_table, sha256_of
 
 Progress = Callable[[str, int, int], None]
@@ -84,11 +85,13 @@ def run(
     db: Any = None,
     job_id: str | None = None,
     progress: Progress = _quiet,
+    prefetched: Prefetch | None = None,
 ) -> Result:
-    """Run one users job; ``db`` is a SQLAlchemy engine (needed when ``options.org`` is set)."""
+    """Run one users job; ``db`` is a SQLAlchemy engine (needed when ``options.org`` is set);
+    ``prefetched``: the file's bytes and hash, being read since the command started."""
     assert options.file is not None
     result = Result(job_id or new_job_id(), options, Status.COMPLETED, file=options.file.name)
-    return run_stages(result, lambda timer: _run(result, options, db, timer, progress))
+    return run_stages(result, lambda timer: _run(result, options, db, timer, progress, prefetched))
 
 
 def run_stages(result: Result, stages: Callable[[Timer], None]) -> Result:
@@ -109,22 +112,35 @@ def run_stages(result: Result, stages: Callable[[Timer], None]) -> Result:
     return result
 
 
-def _run(result: Result, options: Options, db: Any, timer: Timer, progress: Progress) -> None:
+def _run(
+    result: Result,
+    options: Options,
+    db: Any,
+    timer: Timer,
+    progress: Progress,
+    prefetched: Prefetch | None,
+) -> None:
     assert options.file is not None
     if not options.file.is_file():
         raise UsageError(f"file not found: {options.file}")
     cat = catalog_mod.default()
     progress("read", 0, 1)
+    if prefetched is not None and not prefetched.ready():
+        prefetched = None  # not read ahead (too large, unreadable): the read names why
     with ThreadPoolExecutor(max_workers=2) as pool:
         # hashlib and file reads release the GIL: the hash (0.25 s at 220 MB) runs beside
-        # the parse. An unreadable file still fails on the hash first, as before. So do the
-        # imports the later stages need (pandera, and SQLAlchemy with the store for an org
-        # job: ~0.3 s of start-up), while the parse mostly runs outside the GIL.
+        # the parse, unless the prefetch did both already. An unreadable file still fails
+        # on the hash first, as before. So do the imports the later stages need (pandera,
+        # and SQLAlchemy with the store for an org job: ~0.3 s of start-up), while the
+        # parse mostly runs outside the GIL.
         pool.submit(warm_imports, options.org is not None)
-        digest = pool.submit(sha256_of, options.file)
+        if prefetched is not None:
+            digest = pool.submit(prefetched.sha256)
+        else:
+            digest = pool.submit(sha256_of, options.file)
         try:
             with timer.stage("read"):
-                table = read_table(options.file, options, cat)
+                table = read_table(options.file, options, cat, prefetched)
         except FileRejected as exc:
             result.sha256 = digest.result()
             reject_file(result, exc.issues)

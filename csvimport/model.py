@@ -1,7 +1,9 @@
 """The small records every stage shares.
 
 Kept free of logic so that every module can import it without pulling in pandas machinery,
-SQL or I/O. Issues at scale travel as a DataFrame with the columns of ``ISSUE_COLUMNS`` (one
+SQL or I/O; pandas itself is imported only by the two functions that build frames, so that
+the command line starts reading a file (``prefetch``) while pandas is still being imported.
+Issues at scale travel as a DataFrame with the columns of ``ISSUE_COLUMNS`` (one
 line per finding, vectorised); a single ``Issue`` is the record for file-level findings and
 for code that produces a handful of them.
 """
@@ -11,9 +13,10 @@ from __future__ import annotations
 import enum
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 Severity = Literal["error", "warning"]
 Mode = Literal["add-only", "add-remove"]
@@ -81,6 +84,8 @@ class Issue:
 
 def issues_frame(issues: list[Issue] | None = None) -> pd.DataFrame:
     """An issues DataFrame (``ISSUE_COLUMNS``) from a list of ``Issue`` records."""
+    import pandas as pd
+
     records = [i.to_dict() for i in issues or []]
     frame = pd.DataFrame.from_records(records, columns=ISSUE_COLUMNS)
     frame["row"] = frame["row"].astype("Int64")
@@ -192,6 +197,8 @@ PLAN_COLUMNS = ["op", "row", "email", "license", "data"]
 
 def empty_operations() -> pd.DataFrame:
     """An operations frame with no operations."""
+    import pandas as pd
+
     return pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_COLUMNS})
 
 

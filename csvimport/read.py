@@ -63,6 +63,7 @@ from csvimport import catalog as _catalog
 from csvimport.beside import in_order
 from csvimport.masks import filled_cells, text_offsets
 from csvimport.model import Column, FileRejected, Issue, Options, Table
+from csvimport.prefetch import Prefetch
 
 T = TypeVar("T")
 
@@ -141,13 +142,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_table(path: Path, options: Options, catalog: HeaderCatalog | None = None) -> Table:
+def read_table(
+    path: Path,
+    options: Options,
+    catalog: HeaderCatalog | None = None,
+    prefetched: Prefetch | None = None,
+) -> Table:
     """Read ``path`` and match its header; raise ``FileRejected`` for file-level errors.
 
-    ``Table.issues`` holds the file-level warnings (``unknown_column``).
+    ``prefetched``: the file's bytes, read already (``ready()``). ``Table.issues`` holds the
+    file-level warnings (``unknown_column``).
     """
     cat: HeaderCatalog = catalog if catalog is not None else _catalog.default()
-    raw = read_raw(path, options)
+    raw = read_raw(path, options, prefetched)
     columns, issues = match_columns(raw.header, cat)
     issues = _drop_empty_unnamed(issues, columns, raw.frame)
     errors = [i for i in issues if i.severity == "error"]
@@ -166,16 +173,17 @@ def read_table(path: Path, options: Options, catalog: HeaderCatalog | None = Non
     )
 
 
-def read_raw(path: Path, options: Options) -> RawTable:
-    """Decode and parse ``path`` (CSV or XLSX) without looking at what the headers mean."""
-    size = _size_of(path)
+def read_raw(path: Path, options: Options, prefetched: Prefetch | None = None) -> RawTable:
+    """Decode and parse ``path`` (CSV or XLSX) without looking at what the headers mean;
+    ``prefetched``: its bytes, when they were read already."""
+    size = _size_of(path) if prefetched is None else prefetched.size
     if size > options.max_bytes:
         _reject(
             "file_too_large",
             f"The file is {size:,} bytes; the limit is {options.max_bytes:,} bytes "
             "(--max-bytes). Split it into smaller files, or raise --max-bytes.",
         )
-    head = _head_of(path)
+    head = _head_of(path) if prefetched is None else prefetched.head
     if head.startswith(_OLE_MAGIC):
         _reject(
             "unreadable_file",
@@ -184,7 +192,7 @@ def read_raw(path: Path, options: Options) -> RawTable:
         )
     if head.startswith(_ZIP_MAGIC) or path.suffix.lower() in _XLSX_SUFFIXES:
         return _read_xlsx(path, options)
-    return _read_csv(path, options)
+    return _read_csv(path, options, prefetched)
 
 
 def match_columns(header: list[str], catalog: HeaderCatalog) -> tuple[list[Column], list[Issue]]:
@@ -468,9 +476,9 @@ _FIX_EMPTY = "Put the column headers in row 1 and one user per row below, then u
 # --------------------------------------------------------------------------- CSV
 
 
-def _read_csv(path: Path, options: Options) -> RawTable:
+def _read_csv(path: Path, options: Options, prefetched: Prefetch | None = None) -> RawTable:
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if prefetched is None else prefetched.take()
     except OSError as exc:
         _reject("unreadable_file", f"The file cannot be read ({exc.strerror}). Upload it again.")
     payload, encoding = _to_utf8(raw)

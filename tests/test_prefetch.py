@@ -1,0 +1,82 @@
+"""Reading the job's file ahead: the same bytes and hash as reading it in place, and nothing
+read ahead that the engine must look at itself (too large, missing, not a file)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from csvimport import engine as eng
+from csvimport.model import Options
+from csvimport.prefetch import Prefetch
+
+CSV = (
+    "User ID/Email (Required),First Name,Location\n"
+    "eve@acme.example,Eve,HQ\n"
+    "not-an-email,Zoë,Berlin\n"
+)
+
+
+@pytest.fixture
+def users(tmp_path: Path) -> Path:
+    path = tmp_path / "users.csv"
+    path.write_bytes(CSV.encode("utf-8"))
+    return path
+
+
+def test_the_bytes_and_hash_are_the_files(users: Path) -> None:
+    ahead = Prefetch(users, max_bytes=1 << 20)
+    assert ahead.ready()
+    assert (ahead.size, ahead.head) == (users.stat().st_size, users.read_bytes()[:8])
+    assert ahead.take() == users.read_bytes()
+    assert ahead.sha256() == hashlib.sha256(users.read_bytes()).hexdigest()
+    with pytest.raises(RuntimeError, match="taken"):
+        ahead.take()  # handed over once: the reader alone holds them
+
+
+@pytest.mark.parametrize("case", ["too large", "missing", "a folder"])
+def test_nothing_is_read_ahead_that_the_engine_must_refuse(
+    users: Path, tmp_path: Path, case: str
+) -> None:
+    path = {"too large": users, "missing": tmp_path / "nope.csv", "a folder": tmp_path}[case]
+    limit = users.stat().st_size - 1 if case == "too large" else 1 << 20
+    assert not Prefetch(path, max_bytes=limit).ready()
+
+
+def test_a_job_read_ahead_reports_what_a_job_read_in_place_reports(
+    users: Path, tmp_path: Path
+) -> None:
+    def run(prefetched: Prefetch | None, name: str) -> dict[str, str]:
+        report = tmp_path / name
+        options = Options(file=users, report_dir=report)
+        result = eng.run(options, job_id="job", prefetched=prefetched)
+        assert result.sha256 == hashlib.sha256(users.read_bytes()).hexdigest()
+        summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+        summary.pop("timings")
+        files = {p.name: p.read_text(encoding="utf-8") for p in report.iterdir()}
+        return {**files, "summary.json": json.dumps(summary, sort_keys=True)}
+
+    ahead = run(Prefetch(users, max_bytes=1 << 20), "ahead")
+    assert ahead == run(None, "in-place")
+    assert "invalid_email" in ahead["issues.csv"]
+
+
+def test_a_file_too_large_is_still_refused_by_name(users: Path, tmp_path: Path) -> None:
+    options = Options(file=users, report_dir=tmp_path / "r", max_bytes=10)
+    result = eng.run(options, prefetched=Prefetch(users, max_bytes=10))
+    assert result.exit_code == 3
+    assert list(result.issues["code"]) == ["file_too_large"]
+
+
+def test_the_command_line_starts_without_pandas() -> None:
+    """The file is read ahead while pandas and SQLAlchemy are imported: neither may be
+    imported by loading the command line itself."""
+    code = "import sys, csvimport.cli; print(sorted({'pandas', 'sqlalchemy'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
