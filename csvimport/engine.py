@@ -140,7 +140,11 @@ def _run(
             digest = pool.submit(sha256_of, options.file)
         try:
             with timer.stage("read"):
-                table = read_table(options.file, options, cat, prefetched)
+                try:
+                    table = read_table(options.file, options, cat, prefetched)
+                finally:
+                    if prefetched is not None:
+                        prefetched.release()
         except FileRejected as exc:
             result.sha256 = digest.result()
             reject_file(result, exc.issues)

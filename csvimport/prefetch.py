@@ -73,6 +73,11 @@ class Prefetch:
         self._data = None
         return data
 
+    def release(self) -> None:
+        """Drop the bytes if nobody took them (an XLSX file is read by its own reader)."""
+        self._read.wait()
+        self._data = None
+
     def sha256(self) -> str:
         """Hex SHA-256 of the bytes read (waits for the hash)."""
         self._thread.join()

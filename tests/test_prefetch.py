@@ -39,6 +39,16 @@ def test_the_bytes_and_hash_are_the_files(users: Path) -> None:
         ahead.take()  # handed over once: the reader alone holds them
 
 
+def test_bytes_nobody_took_are_released(users: Path) -> None:
+    """An XLSX file is read by its own reader: the engine drops the bytes read ahead."""
+    ahead = Prefetch(users, max_bytes=1 << 20)
+    assert ahead.ready()
+    ahead.release()
+    with pytest.raises(RuntimeError, match="taken"):
+        ahead.take()
+    assert ahead.sha256() == hashlib.sha256(users.read_bytes()).hexdigest()
+
+
 @pytest.mark.parametrize("case", ["too large", "missing", "a folder"])
 def test_nothing_is_read_ahead_that_the_engine_must_refuse(
     users: Path, tmp_path: Path, case: str
@@ -80,3 +90,21 @@ def test_the_command_line_starts_without_pandas() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_engine_drops_the_bytes_of_a_workbook(tmp_path: Path) -> None:
+    """openpyxl reads the file itself: the bytes read ahead are not kept through the job."""
+    from openpyxl import Workbook
+
+    path = tmp_path / "users.xlsx"
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for line in CSV.splitlines():
+        sheet.append(line.split(","))
+    book.save(path)
+    ahead = Prefetch(path, max_bytes=1 << 20)
+    result = eng.run(Options(file=path), prefetched=ahead)
+    assert result.rows.total == 2 and result.sha256 == ahead.sha256()
+    with pytest.raises(RuntimeError, match="taken"):
+        ahead.take()
