@@ -197,43 +197,116 @@ def _license_ops(rows: Rows) -> pd.DataFrame:
     """Assignments and removals each row asks for, before any rule rejects a row.
 
     ``license`` and ``op`` are categoricals (license categories sorted by name): the sort,
-    the pair matching and the rules compare integer codes, not a string per operation."""
-    live = ~rows.deleting & (rows.exists | rows.claim | rows.add)
+    the pair matching and the rules compare integer codes, not a string per operation.
+    Assembled as NumPy columns (``_LicenseOps``) and made a frame once: a frame per kind,
+    concatenated and sorted by pandas, cost ~0.3 s at a million rows."""
+    live = (~rows.deleting & (rows.exists | rows.claim | rows.add)).to_numpy()
     held_now, held_names = _package_codes(rows.cur["package"])
     given, given_names = _package_codes(rows.v.row_package)
     ids = _license_ids(rows, held_names + given_names)
     # the packages as codes of ``ids`` (-1: none), aligned on the rows
-    cur_pkg = _recoded(held_now, held_names, ids, rows.index)
-    target = _recoded(given, given_names, ids, rows.index)
+    cur_pkg = _recoded(held_now, held_names, ids)
+    target = _recoded(given, given_names, ids)
+    row = rows.index.to_numpy(dtype=np.int64)
 
-    def ops(mask: pd.Series, license: pd.Series | str, op: str, order: int) -> pd.DataFrame:
-        return _ops(mask, license, op, order, ids)
+    def ops(mask: np.ndarray, license: np.ndarray | str, op: str, order: int) -> _LicenseOps:
+        return _LicenseOps.of(row, mask, license, op, order, ids)
 
-    parts: list[pd.DataFrame] = []
+    parts: list[_LicenseOps] = []
     moving = live & (target >= 0) & (target != cur_pkg)
     parts.append(ops(moving & (cur_pkg >= 0), cur_pkg, "remove_license", 0))
     parts.append(ops(moving, target, "assign_license", 2))
     if rows.mode == "add-remove":
-        dropped = pd.Series(False, index=rows.index)
+        dropped = np.zeros(len(row), dtype=bool)
         for pid, flag in rows.v.flags.items():
             if pid in rows.cat.packages:
-                dropped |= (cur_pkg == ids.categories.get_loc(pid)) & is_false(flag)
+                dropped |= (cur_pkg == ids.categories.get_loc(pid)) & is_false(flag).to_numpy()
         parts.append(ops(live & dropped & (target < 0), cur_pkg, "remove_license", 0))
     for lic in rows.cat.licenses:
         if lic not in rows.v.flags:
             continue
         flag = rows.v.flags[lic]
-        has = held(rows, lic)
-        parts.append(ops(live & is_true(flag) & ~has, lic, "assign_license", 3))
+        has = held(rows, lic).to_numpy()
+        parts.append(ops(live & is_true(flag).to_numpy() & ~has, lic, "assign_license", 3))
         if rows.mode == "add-remove":
-            parts.append(ops(live & is_false(flag) & has, lic, "remove_license", 1))
-    chosen = _concat(parts)
+            parts.append(ops(live & is_false(flag).to_numpy() & has, lic, "remove_license", 1))
+    chosen = _LicenseOps.joined(parts)
     if rows.mode == "add-only":
-        newcomers = rows.add | rows.claim
+        newcomers = (rows.add | rows.claim).to_numpy()
         defaults = rows.snap.settings.default_licenses
-        extra = _concat([ops(newcomers, lic, "assign_license", 3) for lic in defaults])
-        chosen = _concat([chosen, _unpaired(extra, chosen)])
-    return _sorted(chosen)
+        extra = _LicenseOps.joined([ops(newcomers, lic, "assign_license", 3) for lic in defaults])
+        chosen = _LicenseOps.joined([chosen, extra.unpaired(chosen, len(ids.categories))])
+    return chosen.sorted().frame(ids)
+
+
+@dataclass
+class _LicenseOps:
+    """License operations as NumPy columns: row numbers, license codes (in the sorted
+    license ids), kind codes (``OP_KINDS``) and order within a row."""
+
+    row: np.ndarray
+    license: np.ndarray
+    op: np.ndarray
+    order: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        rows: np.ndarray,
+        mask: np.ndarray,
+        license: np.ndarray | str,
+        op: str,
+        order: int,
+        ids: pd.CategoricalDtype,
+    ) -> _LicenseOps:
+        """One kind of operation for the ``rows`` of ``mask`` (``license``: one id, or each
+        row's code in ``ids``)."""
+        n = int(mask.sum())
+        if isinstance(license, str):
+            codes = np.full(n, ids.categories.get_loc(license), dtype=_CODE)
+        else:
+            codes = license[mask].astype(_CODE)
+        kind = np.full(n, OP_KINDS.categories.get_loc(op), dtype=np.int8)
+        return cls(rows[mask], codes, kind, np.full(n, order, dtype=np.int8))
+
+    @classmethod
+    def joined(cls, parts: list[_LicenseOps]) -> _LicenseOps:
+        if not parts:
+            return cls(*(np.zeros(0, dtype=t) for t in (np.int64, _CODE, np.int8, np.int8)))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _LICENSE_OP_FIELDS))
+
+    def unpaired(self, chosen: _LicenseOps, licenses: int) -> _LicenseOps:
+        """add-only defaults: the (row, license) pairs of these operations that ``chosen``
+        lacks (a new or claimed user gets the org's default basic licenses its row does not
+        assign)."""
+        if not len(self.row) or not len(chosen.row):
+            return self
+        width = licenses + 1
+        mine = self.row * width + self.license.astype(np.int64)
+        keep = ~np.isin(mine, chosen.row * width + chosen.license.astype(np.int64))
+        return self.taken(keep)
+
+    def sorted(self) -> _LicenseOps:
+        """By row, then order, then license name (stable; the license codes are ranks by
+        name)."""
+        return self.taken(_sorted_by([self.row, self.order, self.license]))
+
+    def taken(self, at: np.ndarray) -> _LicenseOps:
+        return _LicenseOps(*(getattr(self, f)[at] for f in _LICENSE_OP_FIELDS))
+
+    def frame(self, ids: pd.CategoricalDtype) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "row": self.row,
+                "license": pd.Categorical.from_codes(self.license, dtype=ids),
+                "op": pd.Categorical.from_codes(self.op, dtype=OP_KINDS),
+                "order": self.order.astype(np.int64),
+            }
+        )
+
+
+_LICENSE_OP_FIELDS = ("row", "license", "op", "order")
+_CODE = np.int16  # a license code: the catalogue's ids and the org's, a few dozen
 
 
 def _license_ids(rows: Rows, packages: list[str]) -> pd.CategoricalDtype:
@@ -257,79 +330,10 @@ def _package_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     return np.asarray(codes, dtype=np.int64), names
 
 
-def _recoded(
-    codes: np.ndarray, names: list[str], ids: pd.CategoricalDtype, index: pd.Index
-) -> pd.Series:
-    """Codes into ``names`` as codes into ``ids`` (-1 stays -1), on ``index``."""
+def _recoded(codes: np.ndarray, names: list[str], ids: pd.CategoricalDtype) -> np.ndarray:
+    """Codes into ``names`` as codes into ``ids`` (-1 stays -1)."""
     lookup = np.append(ids.categories.get_indexer(pd.Index(names, dtype=object)), -1)
-    return pd.Series(lookup[codes], index=index)
-
-
-def _sorted(ops: pd.DataFrame) -> pd.DataFrame:
-    """Operations by row, then order, then license name (stable): integer keys for NumPy's
-    ``lexsort`` (the license categories are sorted by name, so their codes are ranks)."""
-    rank = _codes(ops["license"])
-    at = _sorted_by([ops["row"].to_numpy(), ops["order"].to_numpy(), rank])
-    return ops.take(at).reset_index(drop=True)
-
-
-def _codes(column: pd.Series) -> np.ndarray:
-    """Integer codes of a license column in name order (categorical or, when empty, text)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return np.asarray(column.cat.codes.to_numpy(), dtype=np.int64)
-    return np.asarray(pd.factorize(column.to_numpy(dtype=object), sort=True)[0])
-
-
-def _unpaired(extra: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
-    """add-only defaults: the (row, license) pairs of ``extra`` that ``chosen`` lacks (a
-    new or claimed user gets the org's default basic licenses its row does not assign)."""
-    if extra.empty or chosen.empty:
-        return extra
-    width = len(extra["license"].cat.categories) + 1
-    key = extra["row"].to_numpy(dtype=np.int64) * width + _codes(extra["license"])
-    theirs = chosen["row"].to_numpy(dtype=np.int64) * width + _codes(chosen["license"])
-    return extra[~np.isin(key, theirs)]
-
-
-def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Operation frames joined; an empty frame of the right shape when there are none."""
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else _no_ops()
-
-
-def _ops(
-    mask: pd.Series, license: pd.Series | str, op: str, order: int, ids: pd.CategoricalDtype
-) -> pd.DataFrame:
-    """One kind of license operation for the rows of ``mask``, license and kind coded
-    (``license``: one id, or each row's code in ``ids``)."""
-    take = mask.to_numpy()
-    idx = mask.index[take]
-    n = len(idx)
-    if isinstance(license, pd.Series):
-        codes = license.to_numpy()[take]
-    else:
-        codes = np.full(n, ids.categories.get_loc(license))
-    return pd.DataFrame(
-        {
-            "row": idx.to_numpy(),
-            "license": pd.Categorical.from_codes(codes, dtype=ids),
-            "op": pd.Categorical.from_codes(
-                np.full(n, OP_KINDS.categories.get_loc(op)), dtype=OP_KINDS
-            ),
-            "order": np.full(n, order, dtype=np.int64),
-        }
-    )
-
-
-def _no_ops() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "row": pd.Series(dtype="int64"),
-            "license": pd.Series(dtype=object),
-            "op": pd.Series(dtype=object),
-            "order": pd.Series(dtype="int64"),
-        }
-    )
+    return np.asarray(lookup[codes], dtype=np.int64)
 
 
 def _literals(rows: Rows, fid: str, values: pa.Array, prefix: jsontext.Prefix = "") -> pa.Array:
@@ -506,7 +510,7 @@ def operations(rows: Rows, valid: pd.Index, payloads: Payloads) -> pd.DataFrame:
     blocks.append(_block(deleted, "delete_user"))
     blocks.append(_modify_ops(rows, ok, payloads.changes, start["modify_user"]))
     lic = rows.license_ops[rows.license_ops["row"].isin(valid)]
-    ids = _license_categories(lic["license"])
+    ids = pd.CategoricalDtype(lic["license"].cat.categories)
     blocks.append(_license_block(lic))
     blocks = [b for b in blocks if len(b.row)]
     if not blocks:
@@ -543,15 +547,8 @@ def _license_block(lic: pd.DataFrame) -> _Block:
     if not len(lic):
         return _block(pd.Index([], dtype=np.int64), np.zeros(0, dtype=np.int64))
     kind = _PLAN_KIND_OF_LICENSE_OP[np.asarray(lic["op"].cat.codes.to_numpy(), dtype=np.int64)]
-    return _block(pd.Index(lic["row"]), kind, None, _codes(lic["license"]), lic["order"])
-
-
-def _license_categories(licenses: pd.Series) -> pd.CategoricalDtype:
-    """The license ids the plan's ``license`` column codes into: those of the license
-    operations (categorical, sorted by name), none when there are no license operations."""
-    if isinstance(licenses.dtype, pd.CategoricalDtype):
-        return pd.CategoricalDtype(licenses.cat.categories)
-    return pd.CategoricalDtype(sorted(str(v) for v in licenses.unique()))
+    codes = np.asarray(lic["license"].cat.codes.to_numpy(), dtype=np.int64)
+    return _block(pd.Index(lic["row"]), kind, None, codes, lic["order"])
 
 
 def _sorted_by(keys: list[np.ndarray]) -> np.ndarray:
