@@ -36,8 +36,16 @@ _short_switch_interval = Temporary(
 def beside(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Iterator[Future[T]]:
     """``fn(*args, **kwargs)`` in a worker thread for the duration of the ``with`` body;
     the body gets its future (``result()`` waits for it and re-raises its exception)."""
-    with _short_switch_interval(), ThreadPoolExecutor(max_workers=1) as pool:
+    with worker() as pool:
         yield pool.submit(fn, *args, **kwargs)
+
+
+@contextmanager
+def worker() -> Iterator[ThreadPoolExecutor]:
+    """One worker thread for the duration of the ``with`` body: what the body submits runs
+    there one after the other, in the order submitted, while the body goes on."""
+    with _short_switch_interval(), ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool
 
 
 def in_order(fn: Callable[[T], R], items: Iterable[T], depth: int = 2) -> Iterator[R]:

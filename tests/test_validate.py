@@ -331,3 +331,32 @@ def test_boolean_words_are_the_lowercased_lookup() -> None:
     is_true, is_false = v._boolean_words(text, cat)
     assert is_true.tolist() == folded.isin(cat.true_words).tolist()
     assert is_false.tolist() == folded.isin(cat.false_words).tolist()
+
+
+def test_requirement_checks_left_to_the_planner_give_the_same_issues(tmp_path: Path) -> None:
+    """``validate(..., defer=True)`` leaves the requirement checks in ``pending``; row checks
+    and those checks together list what one validation lists, in the same order."""
+    from csvimport import catalog as catalog_mod
+    from csvimport.issues import concat_issues
+    from csvimport.read import read_table
+    from csvimport.validate import validate
+
+    rows = [
+        good("a@acme.example", ext="1001"),
+        good("b@acme.example", ext="1001"),  # duplicate_extension: a requirement check
+        good("not-an-email", ext="12345678901"),  # row checks: email, extension
+        good("c@acme.example", **{"First Name": "", "Last Name": ""}),  # required names
+        good("d@acme.example", **{"Webex Calling": "FALSE"}),  # deletes in add-only
+    ]
+    path = tmp_path / "users.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([H, *rows])
+    cat = catalog_mod.default()
+    table = read_table(path, Options(file=path), cat)
+    whole = validate(table, cat)
+    left = validate(table, cat, defer=True)
+    assert whole.pending is None and left.pending is not None
+    later = left.pending.issues()
+    assert len(later) and len(left.issues) and len(later) + len(left.issues) == len(whole.issues)
+    joined = concat_issues([left.issues, later])
+    assert joined.astype(str).equals(whole.issues.astype(str))
