@@ -283,8 +283,10 @@ def check(
     catalog: Catalog,
     mode: Mode,
     b: IssueBuilder,
+    extension_codes: np.ndarray | None = None,
 ) -> None:
-    """Required and recommended cells, names, extensions per location, deletes by mode."""
+    """Required and recommended cells, names, extensions per location, deletes by mode.
+    ``extension_codes``: ``key_codes`` of the file's extensions, when the caller has them."""
     deleting = delete_rows(flags, catalog, after.index)
     if mode == "add-only":
         b.rows(
@@ -310,7 +312,7 @@ def check(
             if pkg.calling:
                 calling |= holders
     _names(after, calling, catalog, b)
-    _duplicate_extensions(after, live, cells, b)
+    _duplicate_extensions(after, live, cells, b, extension_codes)
 
 
 def _required(
@@ -384,6 +386,10 @@ def _has_any(text: pd.Series, chars: str) -> np.ndarray:
     return text.str.contains(forbidden, regex=True).to_numpy(dtype=bool)
 
 
+def _extension_codes(ext: pyarrow.Array, known: np.ndarray | None) -> np.ndarray:
+    return key_codes(ext) if known is None else known
+
+
 def _casefree_codes(text: pyarrow.Array) -> np.ndarray:
     """``key_codes`` of the lowercase text: the column is hashed once and only its distinct
     values (a few locations) are lowercased, not a million cells."""
@@ -393,9 +399,14 @@ def _casefree_codes(text: pyarrow.Array) -> np.ndarray:
 
 
 def _duplicate_extensions(
-    after: AfterView, live: np.ndarray, cells: pd.DataFrame, b: IssueBuilder
+    after: AfterView,
+    live: np.ndarray,
+    cells: pd.DataFrame,
+    b: IssueBuilder,
+    codes: np.ndarray | None = None,
 ) -> None:
-    """Same extension twice in one location; a blank location is a group of its own."""
+    """Same extension twice in one location; a blank location is a group of its own.
+    ``codes``: ``key_codes`` of the extensions, when already known."""
     if "extension" not in cells:
         return
     ext = arrow_text(cells["extension"])
@@ -403,7 +414,7 @@ def _duplicate_extensions(
     location = after["location"]
     # the pair (location, extension) as one integer: two short hashes, no joined strings;
     # whole columns are coded (the extensions beside the locations) and then filtered
-    with beside(key_codes, ext) as extensions:
+    with beside(_extension_codes, ext, codes) as extensions:
         place = _casefree_codes(arrow_text(location))[used]
         number = extensions.result()[used]
     pair = place * (int(number.max(initial=0)) + 1) + number

@@ -107,10 +107,19 @@ class Requirements:
     catalog: Catalog
     mode: Mode
     builder: IssueBuilder
+    extension_codes: np.ndarray | None = None  # ``key_codes`` of the file's extensions
 
     def issues(self) -> pd.DataFrame:
         """Run the checks; their issues (in the order validation would have listed them)."""
-        requirements.check(self.view, self.cells, self.flags, self.catalog, self.mode, self.builder)
+        requirements.check(
+            self.view,
+            self.cells,
+            self.flags,
+            self.catalog,
+            self.mode,
+            self.builder,
+            self.extension_codes,
+        )
         return self.builder.frame()
 
 
@@ -464,11 +473,15 @@ def validate(
     with beside(_aligned, aligner) as aligned:
         b = IssueBuilder(cells, headers, email)
         flags, row_package = _row_checks(table, catalog, cells, _Keys(email_key, aligner), b)
+        # Left to the planner, the extension duplicates would hash the extensions at its
+        # memory peak (~50 MB of hash table): they are coded here, beside the aligner.
+        extensions = key_codes(cells["extension"]) if defer and "extension" in cells else None
         if aligner is not None:
             aligner.help()
         at, cur = aligned.result()
     view = requirements.AfterView(cells, flags, row_package, mode, cur)
-    checks = Requirements(view, cells, flags, catalog, mode, IssueBuilder(cells, headers, email))
+    left = IssueBuilder(cells, headers, email)
+    checks = Requirements(view, cells, flags, catalog, mode, left, extensions)
     issues = b.frame() if defer else concat_issues([b.frame(), checks.issues()])
     pending = checks if defer else None
     after = view.frame()
