@@ -9,7 +9,7 @@ parsed, where two separate reads could see two versions of a file being replaced
 
 Light on purpose (standard library only): it runs before pandas is needed. Anything
 unusual (a file over the size limit, not a regular file, unreadable) is left to the
-engine's own read, which names the problem: ``bytes_read`` is then None.
+engine's own read, which names the problem: ``ready()`` is then False.
 """
 
 from __future__ import annotations
@@ -31,15 +31,13 @@ class Prefetch:
         self._thread.start()
 
     def _run(self) -> None:
+        data = None
         try:
-            self._data = self._bytes()
-            self._read.set()
-            if self._data is not None:
-                self._digest = hashlib.sha256(self._data).hexdigest()
-        except Exception:  # never let a thread's failure escape: the engine reads itself
-            self._data = None
+            data = self._data = self._bytes()
         finally:
-            self._read.set()
+            self._read.set()  # whatever happened: a reader waiting on ``ready`` goes on
+        if data is not None:  # the thread's own reference: ``take`` may come at any time
+            self._digest = hashlib.sha256(data).hexdigest()
 
     def _bytes(self) -> bytes | None:
         """The whole file, or None when the engine must look at it itself."""

@@ -7,11 +7,13 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from csvimport import engine as eng
+from csvimport import prefetch as prefetch_mod
 from csvimport.model import Options
 from csvimport.prefetch import Prefetch
 
@@ -37,6 +39,27 @@ def test_the_bytes_and_hash_are_the_files(users: Path) -> None:
     assert ahead.sha256() == hashlib.sha256(users.read_bytes()).hexdigest()
     with pytest.raises(RuntimeError, match="taken"):
         ahead.take()  # handed over once: the reader alone holds them
+
+
+def test_bytes_taken_at_once_are_still_hashed(users: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader may take the bytes the moment they are read, before the hash starts: the
+    hash is of those bytes all the same. (The thread is held right after it says the bytes
+    are read, until the reader has taken them.)"""
+    want = hashlib.sha256(users.read_bytes()).hexdigest()
+    taken = threading.Event()
+
+    class HeldAfterSet(threading.Event):
+        def set(self) -> None:
+            super().set()
+            if sys._getframe(1).f_code.co_name == "_run":  # the prefetch's "read" signal
+                taken.wait(5)
+
+    monkeypatch.setattr(prefetch_mod.threading, "Event", HeldAfterSet)
+    ahead = Prefetch(users, max_bytes=1 << 20)
+    assert ahead.ready()
+    assert ahead.take() == users.read_bytes()
+    taken.set()
+    assert ahead.sha256() == want
 
 
 def test_bytes_nobody_took_are_released(users: Path) -> None:
