@@ -711,9 +711,10 @@ def make_plan(
             valid = _valid_rows(rows, issues)
             extra = accounting.check(rows, valid)
             if extra.empty:
-                break
+                break  # nothing new rejected: ``valid`` is final
             issues = concat_issues([issues, extra])
-        valid = _valid_rows(rows, issues)
+        else:
+            valid = _valid_rows(rows, issues)
         payloads = building.result()
     del v, snap
     _let_go(rows)
