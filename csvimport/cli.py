@@ -172,9 +172,10 @@ def _options(file: Path, dry_run: bool, **kw: Any) -> Options:
 
 
 def _run_job(ctx: Context, options: Options, fmt: str) -> None:
-    # The file is read and hashed on a second core while the engine and the database open.
+    # The file is read, parsed (a CSV) and hashed on a second core while the engine and the
+    # database open.
     assert options.file is not None
-    prefetched = Prefetch(options.file, options.max_bytes)
+    prefetched = Prefetch(options.file, options.max_bytes, parse=True)
     from csvimport import engine
 
     progress = Progress(enabled=fmt == "text")

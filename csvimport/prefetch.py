@@ -7,7 +7,10 @@ the read stage, which keeps both cores busy parsing, then starts at once and no 
 reads and hashes the file beside the parse. The hash is also that of exactly the bytes
 parsed, where two separate reads could see two versions of a file being replaced.
 
-Light on purpose (standard library only): it runs before pandas is needed. Anything
+With ``parse``, the same thread then parses a CSV file into Arrow columns (``csvparse``:
+pyarrow only, no pandas), while the main thread is still importing pandas and the engine:
+that parse keeps both cores busy outside the GIL, and one of them was idle there. Light on
+purpose otherwise (standard library only): it runs before pandas is needed. Anything
 unusual (a file over the size limit, not a regular file, unreadable) is left to the
 engine's own read, which names the problem: ``ready()`` is then False.
 """
@@ -17,16 +20,30 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from csvimport.csvparse import ParsedCsv
 
 
 class Prefetch:
     """The bytes and SHA-256 of ``path``, read and hashed on a thread started at once."""
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
-        self._path, self._max_bytes = path, max_bytes
+    def __init__(self, path: Path, max_bytes: int, parse: bool = False) -> None:
+        self._path, self._max_bytes, self._parse = path, max_bytes, parse
         self._data: bytes | None = None
+        self._size: int | None = None  # with the head: known once the bytes are read
+        self._head = b""
         self._digest: str | None = None
+        self._parsed: ParsedCsv | None = None
+        self._error: Exception | None = None
         self._read = threading.Event()
+        self._parse_done = threading.Event()
+        if parse:
+            # Imported here, on the caller's thread: the caller goes on to import the reader,
+            # which imports it too, and two threads importing one module at once can meet
+            # in Python's import locks (a partly initialised module, an ImportError).
+            import csvimport.csvparse  # noqa: F401
         self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
         self._thread.start()
 
@@ -34,10 +51,32 @@ class Prefetch:
         data = None
         try:
             data = self._data = self._bytes()
+            if data is not None:
+                self._size, self._head = len(data), data[:8]
         finally:
             self._read.set()  # whatever happened: a reader waiting on ``ready`` goes on
+        try:
+            if data is not None and self._parse:
+                self._parse_csv(data)
+        finally:
+            self._parse_done.set()
         if data is not None:  # the thread's own reference: ``take`` may come at any time
             self._digest = hashlib.sha256(data).hexdigest()
+
+    def _parse_csv(self, data: bytes) -> None:
+        """Parse a CSV file's bytes (a workbook is left to its own reader). What the parse
+        raises (``FileRejected`` for an undecodable file) is kept for ``parsed`` to raise on
+        the reader's thread, as a parse in place would have."""
+        from csvimport import csvparse
+
+        try:
+            if not csvparse.is_csv(self._path, data[:8]):
+                return
+            self._parsed = csvparse.parse_csv(data)
+        except Exception as exc:
+            self._error = exc
+        else:
+            self._data = None  # the parse stands for them (``parsed`` waits, ``take`` fails)
 
     def _bytes(self) -> bytes | None:
         """The whole file, or None when the engine must look at it itself."""
@@ -53,16 +92,35 @@ class Prefetch:
         """Whether the bytes were read (waits for the read, not for the hash); False when
         the engine must read the file itself."""
         self._read.wait()
-        return self._data is not None
+        return self._size is not None
 
     @property
     def size(self) -> int:
-        return len(self._held())
+        return self._known()
 
     @property
     def head(self) -> bytes:
         """The first bytes (a file's magic number)."""
-        return self._held()[:8]
+        self._known()
+        return self._head
+
+    def _known(self) -> int:
+        """The size read (waits for the read); raises when nothing was read ahead."""
+        self._read.wait()
+        if self._size is None:
+            raise RuntimeError("no prefetched bytes: ready() is False")
+        return self._size
+
+    def parsed(self) -> ParsedCsv | None:
+        """The file parsed as a CSV on this thread, handed over once (waits for the parse);
+        None when it was not (``parse`` not asked, not a CSV, not read ahead). Raises what
+        the parse raised."""
+        self._parse_done.wait()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        parsed, self._parsed = self._parsed, None
+        return parsed
 
     def take(self) -> bytes:
         """The bytes, handed over: this object keeps no reference to them (the reader can

@@ -3,6 +3,7 @@ read ahead that the engine must look at itself (too large, missing, not a file).
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import subprocess
@@ -14,8 +15,9 @@ import pytest
 
 from csvimport import engine as eng
 from csvimport import prefetch as prefetch_mod
-from csvimport.model import Options
+from csvimport.model import FileRejected, Options
 from csvimport.prefetch import Prefetch
+from csvimport.read import read_table
 
 CSV = (
     "User ID/Email (Required),First Name,Location\n"
@@ -115,7 +117,58 @@ def test_the_command_line_starts_without_pandas() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_the_engine_drops_the_bytes_of_a_workbook(tmp_path: Path) -> None:
+def test_a_csv_is_parsed_on_the_read_ahead_thread(users: Path) -> None:
+    ahead = Prefetch(users, max_bytes=1 << 20, parse=True)
+    parsed = ahead.parsed()
+    assert parsed is not None
+    assert (parsed.table.num_rows, parsed.encoding, parsed.delimiter) == (3, "utf-8", ",")
+    assert parsed.table.column("c1").to_pylist() == ["First Name", "Eve", "Zoë"]
+    assert ahead.parsed() is None  # handed over once
+    with pytest.raises(RuntimeError, match="taken"):
+        ahead.take()  # the parse stands for the bytes: they are not kept
+    assert (ahead.size, ahead.head) == (users.stat().st_size, users.read_bytes()[:8])
+    assert ahead.sha256() == hashlib.sha256(users.read_bytes()).hexdigest()
+
+
+# Files that each take another branch of the CSV read: encodings, an Excel ``sep=`` line, a
+# delimiter to sniff, records only the Python parser reads, and files the read refuses.
+FILES = {
+    "utf-8": CSV.encode("utf-8"),
+    "utf-8 with a BOM": codecs.BOM_UTF8 + CSV.encode("utf-8"),
+    "cp1252": CSV.encode("cp1252"),
+    "utf-16": CSV.encode("utf-16"),
+    "sep line": b"sep=;\n" + CSV.replace(",", ";").encode("utf-8"),
+    "semicolons": CSV.replace(",", ";").encode("utf-8"),
+    "trailing empty fields": (CSV + "x@acme.example,X,HQ,,\n").encode("utf-8"),
+    "a record too wide": (CSV + "x@acme.example,X,HQ,Oslo\n").encode("utf-8"),
+    "NUL bytes": CSV.encode("utf-8") + b"\x00\n",
+    "bad UTF-8 after a BOM": codecs.BOM_UTF8 + b"User ID/Email (Required)\n\xff\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_a_csv_parsed_ahead_reads_as_one_parsed_in_place(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "users.csv"
+    path.write_bytes(FILES[name])
+    options = Options(file=path)
+
+    def read(prefetched: Prefetch | None) -> object:
+        try:
+            table = read_table(path, options, None, prefetched)
+        except FileRejected as exc:
+            return [(i.code, i.column, i.message) for i in exc.issues]
+        return table.header, table.frame.to_dict("split"), table.encoding, table.delimiter
+
+    ahead = Prefetch(path, max_bytes=1 << 20, parse=True)
+    got = read(ahead)
+    assert got == read(None)
+    assert ahead.sha256() == hashlib.sha256(FILES[name]).hexdigest()
+    refused = name in ("a record too wide", "NUL bytes", "bad UTF-8 after a BOM")
+    assert isinstance(got, list) == refused  # the cases do reach both outcomes
+
+
+@pytest.mark.parametrize("parse", [False, True])
+def test_the_engine_drops_the_bytes_of_a_workbook(tmp_path: Path, parse: bool) -> None:
     """openpyxl reads the file itself: the bytes read ahead are not kept through the job."""
     from openpyxl import Workbook
 
@@ -126,7 +179,7 @@ def test_the_engine_drops_the_bytes_of_a_workbook(tmp_path: Path) -> None:
     for line in CSV.splitlines():
         sheet.append(line.split(","))
     book.save(path)
-    ahead = Prefetch(path, max_bytes=1 << 20)
+    ahead = Prefetch(path, max_bytes=1 << 20, parse=parse)
     result = eng.run(Options(file=path), prefetched=ahead)
     assert result.rows.total == 2 and result.sha256 == ahead.sha256()
     with pytest.raises(RuntimeError, match="taken"):

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from csvimport import read as read_mod
 from csvimport.catalog import default
+from csvimport.csvparse import TRIM_CHARS, sniff_delimiter
 from csvimport.model import FileRejected, Issue, Options, Table
 from csvimport.read import (
-    TRIM_CHARS,
     RawTable,
     cell_text,
     column_letter,
@@ -30,7 +30,6 @@ from csvimport.read import (
     read_raw,
     read_table,
     sha256_of,
-    sniff_delimiter,
     split_suffixes,
 )
 
@@ -548,7 +547,7 @@ def test_raw_table_shape(tmp_path: Path) -> None:
     )
 
 
-_EDGE_CHARS = "aøüéØ€😀" + "".join(sorted(set(read_mod.TRIM_CHARS)))
+_EDGE_CHARS = "aøüéØ€😀" + "".join(sorted(set(TRIM_CHARS)))
 
 
 @given(st.lists(st.text(alphabet=_EDGE_CHARS, max_size=4), min_size=1, max_size=8))
@@ -556,5 +555,5 @@ def test_may_need_trim_is_exact(cells: list[str]) -> None:
     """The byte-level check says "trim" exactly when some cell starts or ends with a trim
     character (a false "no" would keep padding; a false "yes" costs a copy of the column)."""
     column = pa.array(cells, type=pa.large_string())
-    expected = any(c != c.strip(read_mod.TRIM_CHARS) for c in cells)
+    expected = any(c != c.strip(TRIM_CHARS) for c in cells)
     assert read_mod._may_need_trim(column) == expected
