@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, sele
 from csvimport import catalog as catalog_mod
 from csvimport.catalog import Catalog
 from csvimport.model import OPERATION_KINDS, Plan, StaleOrBusy
+from csvimport.store.bulk import executemany
 from csvimport.store.db import transaction
 from csvimport.store.models import (
     BOOL_FIELDS,
@@ -243,7 +244,7 @@ class _Writer:
     def insert_users(self, ops: list[_Op]) -> None:
         for chunk in _chunks(ops):
             rows = [self._new_user(op) for op in chunk]
-            self.conn.execute(insert(_USERS), rows)
+            executemany(self.conn, insert(_USERS), rows)
             for op, row in zip(chunk, rows, strict=True):
                 before = {"org": self.claimed_from.get(op.email)} if op.op == "claim_user" else None
                 self.audit.add(op, before=before, after=dict(op.data.get("attributes") or {}))
@@ -314,7 +315,7 @@ class _Writer:
                 if "role" in p and p["role"] is None:
                     p["v_role"] = "user"
                 params.append({"k_org": self.org, "k_email": op.email, **p})
-            self.conn.execute(stmt, params)
+            executemany(self.conn, stmt, params)
 
     def _update_extras(self, ops: list[_Op]) -> None:
         """Fields without a column of their own: read, merge and write ``users.extra``."""
@@ -331,7 +332,8 @@ class _Writer:
                     if key not in _USER_COLUMNS and key in self.cat.fields and key != "email":
                         extra[key] = str(change.get("to") or "")
                 params.append({"k_org": self.org, "k_email": op.email, "v_extra": extra or None})
-            self.conn.execute(
+            executemany(
+                self.conn,
                 update(_USERS)
                 .where(
                     _USERS.c.org_id == bindparam("k_org"), _USERS.c.email == bindparam("k_email")
@@ -352,7 +354,8 @@ class _Writer:
                 {"org_id": self.org, "email": op.email, "license": op.license} for op in chunk
             ]
             if remove:
-                self.conn.execute(
+                executemany(
+                    self.conn,
                     delete(_LICENSES).where(
                         and_(
                             _LICENSES.c.org_id == bindparam("org_id"),
@@ -363,7 +366,7 @@ class _Writer:
                     params,
                 )
             else:
-                self.conn.execute(insert(_LICENSES), params)
+                executemany(self.conn, insert(_LICENSES), params)
         for op in ops:
             lic = {"license": op.license}
             self.audit.add(op, before=lic if remove else None, after=None if remove else lic)
@@ -386,7 +389,7 @@ class _Writer:
         if not remove:
             for p in params:
                 del p["k_package"]
-        self.conn.execute(stmt, params)
+        executemany(self.conn, stmt, params)
 
     # -- numbers and audit -----------------------------------------------------------------
 
@@ -426,12 +429,13 @@ class _Writer:
             )
             free = [t for t in chunk if t["k_number"] not in held]  # never take a held number
             if free:
-                self.conn.execute(stmt, free)
+                executemany(self.conn, stmt, free)
 
     def write_audit(self, job_id: str) -> None:
         events = sorted(self.audit.events, key=lambda e: int(e["seq"]))
         for chunk in _chunks(events):
-            self.conn.execute(
+            executemany(
+                self.conn,
                 insert(_AUDIT),
                 [{"job_id": job_id, "org_id": self.org, **e} for e in chunk],
             )

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 
 class Prefetch:
-    """The bytes and SHA-256 of ``path``, read and hashed on a thread started at once."""
+    """The bytes and SHA-256 of ``path``, read and hashed on a thread started at once; with
+    ``parse``, a CSV file is parsed there too, between the read and the hash."""
 
     def __init__(self, path: Path, max_bytes: int, parse: bool = False) -> None:
         self._path, self._max_bytes, self._parse = path, max_bytes, parse

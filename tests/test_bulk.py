@@ -1,0 +1,102 @@
+"""``store.bulk.executemany`` stores what ``Connection.execute`` stores, on both backends:
+JSON (objects, null, None), booleans, integers, text, values fixed in the statement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    insert,
+    select,
+    update,
+)
+
+from csvimport.store.bulk import executemany
+
+META = MetaData()
+TABLES = [
+    Table(
+        name,
+        META,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("org", String(20)),
+        Column("name", String(50)),
+        Column("flag", Boolean),
+        Column("doc", JSON),
+        Column("doc_or_null", JSON(none_as_null=True)),
+    )
+    for name in ("bulk_a", "bulk_b")
+]
+
+ROWS: list[dict[str, Any]] = [
+    {"name": "Zoë", "flag": True, "doc": {"license": "x", "n": [1, 2]}, "doc_or_null": None},
+    {"name": "", "flag": False, "doc": None, "doc_or_null": {"a": "ø"}},
+    {"name": None, "flag": None, "doc": {"nested": {"to": None}}, "doc_or_null": {}},
+]
+
+
+@pytest.fixture
+def bound(db_url: str) -> Any:
+    engine: Engine = create_engine(db_url)
+    META.create_all(engine)
+    yield engine
+    META.drop_all(engine)
+    engine.dispose()
+
+
+def _contents(engine: Engine, table: Table) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r)[1:] for r in conn.execute(select(table).order_by(table.c.id))]
+
+
+def test_the_same_rows_either_way(bound: Engine) -> None:
+    plain, fast = TABLES
+    with bound.begin() as conn:
+        conn.execute(insert(plain).values(org="acme"), ROWS)
+        executemany(conn, insert(fast).values(org="acme"), ROWS)
+    assert _contents(bound, fast) == _contents(bound, plain)
+    assert len(_contents(bound, fast)) == 3
+
+    renames = [{"k_name": "Zoë", "v_doc": {"renamed": True}}, {"k_name": "", "v_doc": None}]
+    for table in TABLES:
+        stmt = (
+            update(table)
+            .where(table.c.org == "acme", table.c.name == bindparam("k_name"))
+            .values(doc=bindparam("v_doc"))
+        )
+        with bound.begin() as conn:
+            if table is plain:
+                conn.execute(stmt, renames)
+            else:
+                executemany(conn, stmt, renames)
+    after = _contents(bound, fast)
+    assert after == _contents(bound, plain)
+    assert after[0][3] == {"renamed": True}  # the update did change the rows
+
+    for table in TABLES:
+        gone = delete(table).where(table.c.org == "acme", table.c.flag == bindparam("k_flag"))
+        with bound.begin() as conn:
+            executemany(conn, gone, [{"k_flag": True}])
+    assert _contents(bound, fast) == _contents(bound, plain)
+    assert len(_contents(bound, fast)) == 2
+
+
+def test_a_parameter_the_rows_lack_is_an_error() -> None:
+    engine = create_engine("sqlite://")
+    META.create_all(engine)
+    table = TABLES[0]
+    stmt = update(table).where(table.c.name == bindparam("k_name")).values(flag=True)
+    with engine.begin() as conn, pytest.raises(ValueError, match="k_name"):
+        executemany(conn, stmt, [{"other": 1}])
