@@ -47,11 +47,25 @@ def _column(
     process = _processor(bind, conn)
     if name in rows[0]:
         values = [row[name] for row in rows]
-        return values if process is None else [process(v) for v in values]
+        return values if process is None else _processed(values, process)
     if bind.callable is not None or bind.required:
         raise ValueError(f"no value for the parameter {name!r} in the rows")
     value = bind.effective_value if process is None else process(bind.effective_value)
     return [value] * len(rows)
+
+
+def _processed(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+    """``process`` of each value, once per distinct object: rows that share one object (None,
+    the audit's one ``{"license": ...}`` per license) share its result, so a JSON column of
+    100k rows is not serialized 100k times when it holds a few distinct documents."""
+    done: dict[int, Any] = {}
+    out = []
+    for value in values:
+        key = id(value)  # the values are alive (``values`` holds them): ids are not reused
+        if key not in done:
+            done[key] = process(value)
+        out.append(done[key])
+    return out
 
 
 def _processor(bind: BindParameter[Any], conn: Connection) -> Callable[[Any], Any] | None:
