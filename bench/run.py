@@ -243,8 +243,12 @@ def summary_note(sample: Sample) -> str:
     rows = summary.get("rows", {})
     ops = summary.get("operations", {})
     parts = [f"{summary.get('status', '?')}", f"rejected {rows.get('rejected', '?')}"]
-    if ops and any(ops.values()):
-        parts.append(f"ops {sum(int(v) for v in ops.values())}")
+    count = sum(int(v) for v in ops.values()) if ops else 0
+    if count:
+        parts.append(f"ops {count}")
+    applying = summary.get("timings", {}).get("apply")
+    if count and applying:  # the apply stage alone (the Done-when's operations per second)
+        parts.append(f"apply stage {count / applying:,.0f} ops/s")
     return ", ".join(parts)
 
 
