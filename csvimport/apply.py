@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +99,7 @@ def apply_plan(
     if plan.org is None:
         raise ValueError("a plan without an org cannot be applied")
     ops = list(_operations(plan.operations))
-    with transaction(engine) as conn:
+    with transaction(engine) as conn, _page_cache(conn):
         current = _locked_version(conn, plan.org)
         if current != plan.state_version:
             raise StaleOrBusy(
@@ -110,6 +111,28 @@ def apply_plan(
         writer.write_audit(job_id)
         conn.execute(update(Org).where(Org.id == plan.org).values(state_version=current + 1))
     return current + 1
+
+
+@contextmanager
+def _page_cache(conn: Connection) -> Iterator[None]:
+    """On SQLite, a page cache of 128 MB instead of 2 MB while the plan is written: an apply
+    into a 100k-user org writes users, licenses and audit rows all over their B-trees, and
+    with the default cache each write read its pages back from the file (224k operations:
+    17.0 -> 13.8 s). Set back before the connection returns to the pool, which keeps a
+    connection's pragmas: a dry run reading its snapshot cache through it must not keep the
+    blob's pages resident at its memory peak."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = int(conn.exec_driver_sql("PRAGMA cache_size").scalar() or -2000)
+    conn.exec_driver_sql(f"PRAGMA cache_size = {_APPLY_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {before}")
+
+
+_APPLY_CACHE_KIB = -131072  # negative: KiB, not pages (SQLite's convention)
 
 
 def _locked_version(conn: Connection, org: str) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from csvimport.apply import apply_plan
 from csvimport.model import PLAN_COLUMNS, Plan, StaleOrBusy
@@ -200,3 +200,27 @@ def test_unknown_operation_refused_before_writing(
 
 def test_empty_plan_bumps_version(engine: Engine, acme: str) -> None:
     assert apply_plan(engine, make_plan(1, []), "job-1") == 2
+
+
+def test_an_apply_leaves_sqlites_page_cache_as_it_was(engine: Engine, acme: str) -> None:
+    """The apply's larger page cache is its own: the pooled connection it used is handed
+    back with SQLite's cache size as before (a dry run through it keeps no extra pages)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite pragma")
+
+    def sizes() -> list[int]:
+        with engine.connect() as conn:
+            return [int(conn.exec_driver_sql("PRAGMA cache_size").scalar() or 0)]
+
+    before = sizes()
+    seen: list[int] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _watch(conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO audit_events"):
+            seen.append(int(conn.exec_driver_sql("PRAGMA cache_size").scalar() or 0))
+
+    apply_plan(engine, make_plan(1, OPS), "job-1")
+    event.remove(engine, "before_cursor_execute", _watch)
+    assert seen and seen[0] == -131072  # larger while the plan was written
+    assert sizes() == before == [-2000]
