@@ -23,7 +23,7 @@ from sqlalchemy import (
     update,
 )
 
-from csvimport.store.bulk import executemany
+from csvimport.store.bulk import among, executemany
 
 META = MetaData()
 TABLES = [
@@ -118,3 +118,17 @@ def test_more_rows_than_one_statement_takes(bound: Engine) -> None:
     stored = _contents(bound, fast)
     assert stored == _contents(bound, plain)
     assert [r[1] for r in stored] == [f"n{i}" for i in range(1000)]
+
+
+def test_among_selects_what_in_selects(bound: Engine) -> None:
+    plain = TABLES[0]
+    with bound.begin() as conn:
+        conn.execute(insert(plain).values(org="in"), ROWS)
+    for wanted in (["Zoë", "Ola", "nobody"], [], ['it\'s "quoted"', "Ola"]):
+        with bound.connect() as conn:
+            by_in = conn.execute(select(plain.c.name).where(plain.c.name.in_(wanted))).all()
+            by_among = conn.execute(
+                select(plain.c.name).where(among(plain.c.name, wanted, conn.dialect))
+            ).all()
+        assert sorted(by_among) == sorted(by_in)
+    assert len(by_in) == 1  # the last list finds "Ola" only

@@ -5,9 +5,10 @@ Why: applying 100k operations into SQLite spent ~3.5 s in SQLAlchemy building an
 type-processing every row's parameters (``construct_params``, then the JSON type's serializer
 row by row), more than SQLite itself took to write them (~2.3 s). Here the statement is
 compiled once, each parameter's bind processor is looked up once and run over its column, and
-the rows go to the driver's ``executemany`` as tuples through ``exec_driver_sql``: the same
-connection, transaction and SQL, and the same type processing, so what is stored is what
-``Connection.execute`` stores (``test_bulk``).
+the rows go to the driver as tuples through ``exec_driver_sql`` (an insert as statements of
+many rows each, anything else by ``executemany``): the same connection, transaction and type
+processing, so what is stored is what ``Connection.execute`` stores (``test_bulk``). ``among``
+does the same for long ``IN`` lists.
 
 Only dialects with a positional paramstyle (SQLite's ``qmark``) take this path. PostgreSQL
 (``psycopg``, named parameters) keeps ``Connection.execute``, whose inserts SQLAlchemy already
