@@ -206,6 +206,7 @@ def test_empty_plan_bumps_version(engine: Engine, acme: str) -> None:
 def test_an_apply_leaves_sqlites_page_cache_as_it_was(engine: Engine, acme: str) -> None:
     """The apply's larger page cache is its own: the pooled connection it used is handed
     back with SQLite's cache size as before (a dry run through it keeps no extra pages)."""
+
     def sizes() -> list[int]:
         with engine.connect() as conn:
             return [int(conn.exec_driver_sql("PRAGMA cache_size").scalar() or 0)]
