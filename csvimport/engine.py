@@ -88,7 +88,7 @@ def run(
     prefetched: Prefetch | None = None,
 ) -> Result:
     """Run one users job; ``db`` is a SQLAlchemy engine (needed when ``options.org`` is set);
-    ``prefetched``: the file's bytes and hash, being read since the command started."""
+    ``prefetched``: the file's bytes, hash and (a CSV) parse, made since the command started."""
     assert options.file is not None
     result = Result(job_id or new_job_id(), options, Status.COMPLETED, file=options.file.name)
     return run_stages(result, lambda timer: _run(result, options, db, timer, progress, prefetched))
@@ -129,7 +129,7 @@ def _run(
         prefetched = None  # not read ahead (too large, unreadable): the read names why
     with ThreadPoolExecutor(max_workers=2) as pool:
         # hashlib and file reads release the GIL: the hash (0.25 s at 220 MB) runs beside
-        # the parse, unless the prefetch did both already. An unreadable file still fails
+        # the parse, unless the prefetch did them already. An unreadable file still fails
         # on the hash first, as before. So do the imports the later stages need (pandera,
         # and SQLAlchemy with the store for an org job: ~0.3 s of start-up), while the
         # parse mostly runs outside the GIL.

@@ -71,7 +71,7 @@ class Prefetch:
         from csvimport import csvparse
 
         try:
-            if not csvparse.is_csv(self._path, data[:8]):
+            if not csvparse.is_csv(self._path, self._head):
                 return
             self._parsed = csvparse.parse_csv(data)
         except Exception as exc:
@@ -143,7 +143,7 @@ class Prefetch:
         return self._digest
 
     def _held(self) -> bytes:
-        self._read.wait()
+        self._known()
         if self._data is None:
-            raise RuntimeError("no prefetched bytes: ready() is False, or they were taken")
+            raise RuntimeError("the prefetched bytes were taken, or the parse stands for them")
         return self._data
