@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from csvimport.store import snapcache
 from csvimport.store.orgfile import load_org_file
 from csvimport.store.snapshot import load_snapshot
 
@@ -38,3 +42,37 @@ def test_snapshot_reads_every_cell_exactly(engine: Engine, tmp_path: Path, title
     assert snap.users.loc["u3@x.example", "first_name"] == "Næme 3"
     assert sorted(snap.licenses["email"]) == ["u1@x.example", "u2@x.example", "u4@x.example"]
     assert str(snap.users["title"].dtype) == "str"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sqlite_packed_selects_run_one_at_a_time(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot reads the users beside the licenses and numbers, but SQLite's packed
+    selects contend inside SQLite when they run together (``arrowfetch``): no two overlap."""
+    users = [{"email": f"u{i}@x.example", "licenses": ["basic_messaging"]} for i in range(3)]
+    org = {"org": {"id": "a", "name": "A", "kind": "customer"}, "users": users}
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(org), encoding="utf-8")
+    load_org_file(engine, path)
+    spans: list[tuple[float, float]] = []
+    real_execute = Connection.execute
+
+    def slow_packed(self: Connection, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if "group_concat" not in str(statement):
+            return real_execute(self, statement, *args, **kwargs)
+        start = time.monotonic()
+        time.sleep(0.2)  # long enough for the other thread's select to start meanwhile
+        try:
+            return real_execute(self, statement, *args, **kwargs)
+        finally:
+            spans.append((start, time.monotonic()))
+
+    monkeypatch.setattr(Connection, "execute", slow_packed)
+    monkeypatch.setattr(snapcache, "enabled", lambda: False)  # read the tables every time
+    snap = load_snapshot(engine, "a")
+    assert len(snap.users) == 3 and len(snap.licenses) == 3
+    assert len(spans) >= 3  # users, licenses, numbers
+    spans.sort()
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end

@@ -201,8 +201,9 @@ def load_snapshot(
     ``other_org_emails``) to those emails; None fetches them all.
 
     The big selects run on more than one connection: the users beside the licenses and
-    numbers (SQLite and the Arrow kernels release the GIL, so two cores read a 1M-user org in
-    about half the time), and on PostgreSQL each ADBC select has a connection of its own. So
+    numbers (SQLite and the Arrow kernels release the GIL: on SQLite, Arrow splits the users
+    while the licenses are selected, see ``arrowfetch``), and on PostgreSQL each ADBC select
+    has a connection of its own. So
     the org's ``state_version`` is read again once everything is in, and the read is repeated
     when it moved: every committed change of an org bumps its version in the same
     transaction, so an unchanged version means every select saw the same state.
