@@ -76,3 +76,37 @@ def test_sqlite_packed_selects_run_one_at_a_time(
     spans.sort()
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end
+
+
+@pytest.mark.parametrize("location", ["Berlin", "Ber\x1flin", ""])
+def test_narrow_selects_read_every_cell_exactly(
+    engine: Engine, tmp_path: Path, location: str
+) -> None:
+    """Licenses and numbers are packed column by column: a separator inside a cell, and a
+    number without a location or holder, read as the row-by-row path reads them."""
+    numbers: list[dict[str, str]] = [{"number": "+4930123401"}, {"number": "+4930123402"}]
+    if location:
+        numbers[0]["location"] = location
+    org = {
+        "org": {"id": "a", "name": "A", "kind": "customer"},
+        "locations": [{"name": location}] if location else [],
+        "numbers": numbers,
+        "users": [
+            {
+                "email": "u0@x.example",
+                "phone_number": "+4930123402",
+                "licenses": ["basic_messaging"],
+            },
+            {"email": "u1@x.example"},
+        ],
+    }
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(org, allow_unicode=True), encoding="utf-8")
+    load_org_file(engine, path)
+    snap = load_snapshot(engine, "a")
+    assert snap.numbers.sort_values("number").values.tolist() == [
+        ["+4930123401", location, ""],
+        ["+4930123402", "", "u0@x.example"],
+    ]
+    assert snap.licenses.values.tolist() == [["u0@x.example", "basic_messaging"]]
+    assert str(snap.numbers["location"].dtype) == "str"

@@ -29,7 +29,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import ColumnElement, Connection, Engine, Text, case, cast, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Text,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.pool import QueuePool
 
 from csvimport import arrowpool
@@ -331,13 +341,21 @@ class _Wanted:
 
 
 def _text(column: Any, name: str | None = None) -> ColumnElement[str]:
-    return func.coalesce(column, literal("")).label(name or column.key)
+    return func.coalesce(column, _EMPTY).label(name or column.key)
 
 
 def _bool_text(column: Any) -> ColumnElement[str]:
-    return case((column.is_(True), "TRUE"), (column.is_(False), "FALSE"), else_="").label(
+    return case((column.is_(True), _TRUE), (column.is_(False), _FALSE), else_=_EMPTY).label(
         column.key
     )
+
+
+# The texts the selects put in place of NULL and booleans, as SQL literals, not bound
+# parameters: SQLite copies a bound value into its register on every row, a literal once per
+# statement (a 1M-user org's users select: 1.97 s with 22 bound '' and 'TRUE', 1.55 s without).
+_EMPTY = literal_column("''", Text)
+_TRUE = literal_column("'TRUE'", Text)
+_FALSE = literal_column("'FALSE'", Text)
 
 
 def _frame(conn: Connection, stmt: Any, index: str | None = None) -> pd.DataFrame:
@@ -409,7 +427,7 @@ def _users(conn: Connection, org_id: str) -> pd.DataFrame:
             cols.append(_bool_text(getattr(User, name)))
         else:
             cols.append(_text(getattr(User, name)))
-    cols.append(func.coalesce(cast(User.extra, Text), literal("")).label(_EXTRA))
+    cols.append(func.coalesce(cast(User.extra, Text), _EMPTY).label(_EXTRA))
     stmt = select(*cols).where(User.org_id == org_id).order_by(User.email)
     users = _frame(conn, stmt, index="key")
     users.index.name = "email"
