@@ -9,9 +9,10 @@ a million users costs more than everything the planner does with them.
 - SQLite: not through ADBC. Its driver links a second copy of SQLite into the process, and two
   copies in one process do not see each other's POSIX locks (SQLite's own warning; a batch
   worker running many jobs saw "database disk image is malformed"). Instead SQLite returns the
-  whole result as one string (every cell followed by U+001F) and Arrow splits it: one
-  Python object in all instead of one per cell. A cell that itself holds a separator makes the
-  split ambiguous, so the reader checks the count and then falls back to the plain path.
+  whole result as one string, or one per column (cells joined by U+001F), and Arrow splits
+  it: a few Python objects in all instead of one per cell. A cell that itself holds a
+  separator makes the split ambiguous, so the reader checks the count and then falls back to
+  the plain path.
 - SQLite's packed selects run one at a time in a process (``_SQLITE_SELECTS``); Arrow splits
   one result while SQLite builds the next. Two of these selects on two threads ran slower
   together than one after the other (a 1M-user org's users, licenses and numbers: 4.9 s

@@ -213,10 +213,10 @@ def load_snapshot(
     The big selects run on more than one connection: the users beside the licenses and
     numbers (SQLite and the Arrow kernels release the GIL: on SQLite, Arrow splits the users
     while the licenses are selected, see ``arrowfetch``), and on PostgreSQL each ADBC select
-    has a connection of its own. So
-    the org's ``state_version`` is read again once everything is in, and the read is repeated
-    when it moved: every committed change of an org bumps its version in the same
-    transaction, so an unchanged version means every select saw the same state.
+    has a connection of its own. So the org's ``state_version`` is read again once everything
+    is in, and the read is repeated when it moved: every committed change of an org bumps its
+    version in the same transaction, so an unchanged version means every select saw the same
+    state.
 
     The users, licenses and numbers come from the snapshot cache when it holds the org's
     current version (``snapcache``); otherwise they are read from the tables and, once the
@@ -244,7 +244,7 @@ def load_snapshot(
 def refresh_cache(engine: Engine, org_id: str) -> None:
     """After a job changed the org (committed, job finished, lock released), read it once
     more so that the snapshot cache holds the new state: the next dry run of the org then
-    reads it from one blob (1M users: ~0.5 s instead of ~8 s). Best effort: the job is
+    reads it from one blob (1M users: ~0.5 s instead of ~3.6 s). Best effort: the job is
     done whatever happens here."""
     if not snapcache.enabled():
         return
