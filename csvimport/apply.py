@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, select, update
 
 from csvimport import catalog as catalog_mod
 from csvimport.catalog import Catalog
 from csvimport.model import OPERATION_KINDS, Plan, StaleOrBusy
-from csvimport.store.bulk import among, executemany
-from csvimport.store.db import transaction
+from csvimport.store.bulk import among, executemany, insert_rows
+from csvimport.store.db import APPLYING, transaction
 from csvimport.store.models import (
     BOOL_FIELDS,
     TEXT_FIELDS,
@@ -276,7 +276,7 @@ class _Writer:
     def insert_users(self, ops: list[_Op]) -> None:
         for chunk in _chunks(ops):
             rows = [self._new_user(op) for op in chunk]
-            executemany(self.conn, insert(_USERS), rows)
+            insert_rows(self.conn, _USERS, rows)
             for op, row in zip(chunk, rows, strict=True):
                 before = {"org": self.claimed_from.get(op.email)} if op.op == "claim_user" else None
                 self.audit.add(op, before=before, after=dict(op.data.get("attributes") or {}))
@@ -398,7 +398,7 @@ class _Writer:
                     params,
                 )
             else:
-                executemany(self.conn, insert(_LICENSES), params)
+                insert_rows(self.conn, _LICENSES, params)
         # One audit document per license, shared by its events: they are written as one JSON
         # text each (``bulk``), not serialized once per operation. Never changed once made.
         docs: dict[str | None, dict[str, Any]] = {}
@@ -471,6 +471,6 @@ class _Writer:
 
     def write_audit(self, job_id: str) -> None:
         events = sorted(self.audit.events, key=lambda e: int(e["seq"]))
-        stmt = insert(_AUDIT).values(job_id=job_id, org_id=self.org)  # the same for every event
         for chunk in _chunks(events):
-            executemany(self.conn, stmt, chunk)
+            insert_rows(self.conn, _AUDIT, chunk, job_id=job_id, org_id=self.org)
+        self.conn.info[APPLYING] = True

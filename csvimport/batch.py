@@ -68,6 +68,7 @@ from csvimport.model import (
 )
 from csvimport.read import sha256_of
 from csvimport.store import claims, jobs
+from csvimport.store.db import APPLYING
 
 FOLDERS: dict[str, bool] = {"inbox": False, "validate": True}  # folder -> dry run
 STATE_DIRS = ("processing", "done", "failed", "reports")
@@ -823,10 +824,10 @@ def _install_test_pause(worker: Worker) -> None:
     @event.listens_for(worker.db, "before_cursor_execute")
     def _mark(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if statement.lstrip().lower().startswith("insert into audit_events"):
-            conn.info["csvimport_applying"] = True
+            conn.info[APPLYING] = True  # a customers apply; a users apply marks itself
 
     @event.listens_for(worker.db, "commit")
     def _pause(conn: Any) -> None:
-        if conn.info.pop("csvimport_applying", False):
+        if conn.info.pop(APPLYING, False):
             worker.log("test_pause_before_commit", worker._current, seconds=seconds)
             time.sleep(seconds)

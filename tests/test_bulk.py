@@ -23,7 +23,7 @@ from sqlalchemy import (
     update,
 )
 
-from csvimport.store.bulk import among, executemany
+from csvimport.store.bulk import among, executemany, insert_rows
 
 META = MetaData()
 TABLES = [
@@ -132,3 +132,41 @@ def test_among_selects_what_in_selects(bound: Engine) -> None:
             ).all()
         assert sorted(by_among) == sorted(by_in)
     assert len(by_in) == 1  # the last list finds "Ola" only
+
+
+def test_insert_rows_stores_what_an_insert_stores(bound: Engine) -> None:
+    """``insert_rows`` (COPY on PostgreSQL) against ``Connection.execute`` of an insert, with
+    a value fixed for every row: JSON objects, JSON null and SQL NULL, shared objects,
+    booleans, text with tabs, backslashes and newlines (COPY's own escapes), 1,000 rows."""
+    plain, fast = TABLES
+    rows = [*ROWS, {"name": "tab\tback\\slash\nline", "flag": None, "doc": [], "doc_or_null": None}]
+    rows += [
+        {"name": f"n{i}", "flag": i % 2 == 0, "doc": {"i": i}, "doc_or_null": None}
+        for i in range(1000)
+    ]
+    with bound.begin() as conn:
+        conn.execute(insert(plain).values(org="copy"), rows)
+        insert_rows(conn, fast, rows, org="copy")
+    stored = _contents(bound, fast)
+    assert stored == _contents(bound, plain)
+    assert len(stored) == 1005 and stored[4][1] == "tab\tback\\slash\nline"
+
+
+def test_a_column_default_left_out_is_an_error(db_url: str) -> None:
+    """Both bulk paths bypass SQLAlchemy's Python-side column defaults: an insert that leaves
+    such a column out is refused rather than stored with NULL in it."""
+    meta = MetaData()
+    table = Table("bulk_d", meta, Column("a", String(5)), Column("b", String(5), default="x"))
+    engine = create_engine(db_url)
+    meta.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            with pytest.raises(ValueError, match="no value for b"):
+                insert_rows(conn, table, [{"a": "1"}])
+            with pytest.raises(ValueError, match="no value for b"):
+                executemany(conn, insert(table), [{"a": "1"}])
+            insert_rows(conn, table, [{"a": "2", "b": "y"}])
+            assert conn.execute(select(table.c.a, table.c.b)).all() == [("2", "y")]
+    finally:
+        meta.drop_all(engine)
+        engine.dispose()

@@ -11,8 +11,8 @@ processing, so what is stored is what ``Connection.execute`` stores (``test_bulk
 does the same for long ``IN`` lists.
 
 Only dialects with a positional paramstyle (SQLite's ``qmark``) take this path. PostgreSQL
-(``psycopg``, named parameters) keeps ``Connection.execute``, whose inserts SQLAlchemy already
-batches into multi-row statements.
+(``psycopg``, named parameters) keeps ``Connection.execute`` for its updates and deletes;
+its inserts go by ``COPY`` (``insert_rows``).
 """
 
 from __future__ import annotations
@@ -24,13 +24,16 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    Column,
     ColumnElement,
     Connection,
     Dialect,
     Select,
+    Table,
     Text,
     bindparam,
     func,
+    insert,
     literal_column,
     select,
 )
@@ -45,6 +48,7 @@ def executemany(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, 
         return
     compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
     assert isinstance(compiled, SQLCompiler)
+    _no_default_needed(compiled)  # on either path, so that both backends refuse the same
     names = compiled.positiontup
     if names is None:  # a named paramstyle: SQLAlchemy's own executemany
         conn.execute(stmt, rows)
@@ -109,6 +113,55 @@ def _processor(bind: BindParameter[Any], conn: Connection) -> Callable[[Any], An
         conn.dialect
     )
     return processor
+
+
+def insert_rows(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], **fixed: Any
+) -> None:
+    """Insert ``rows`` (every one with the same keys) into ``table``, with the ``fixed``
+    values in every row: on PostgreSQL by ``COPY``, elsewhere by ``executemany``.
+
+    Why ``COPY``: SQLAlchemy's executemany on PostgreSQL builds and type-processes every
+    row's parameters in Python and sends them as multi-row inserts; the apply's 224k audit
+    rows took 4.4 s that way. ``COPY ... FROM STDIN`` streams the rows in the same
+    transaction; each value goes through its column type's bind processor first, as
+    ``Connection.execute`` would (``test_bulk``)."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        executemany(conn, insert(table).values(**fixed), rows)
+        return
+    names = [*fixed, *rows[0]]
+    compiled = (
+        insert(table).values(**fixed).compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    )
+    assert isinstance(compiled, SQLCompiler)
+    _no_default_needed(compiled)
+    columns = [_copied(table.c[n], [fixed[n]] * len(rows), conn) for n in fixed]
+    columns += [_copied(table.c[n], [row[n] for row in rows], conn) for n in rows[0]]
+    prep = conn.dialect.identifier_preparer
+    target = ", ".join(prep.format_column(table.c[n]) for n in names)
+    raw: Any = conn.connection.dbapi_connection
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY {prep.format_table(table)} ({target}) FROM STDIN") as copy,
+    ):
+        for values in zip(*columns, strict=True):
+            copy.write_row(values)
+
+
+def _no_default_needed(compiled: SQLCompiler) -> None:
+    """Refuse an insert that leaves out a column with a Python-side default: SQLAlchemy fills
+    those per execution, which both bulk paths bypass (the column would be NULL)."""
+    if compiled.insert_prefetch:
+        names = ", ".join(c.name for c in compiled.insert_prefetch)
+        raise ValueError(f"no value for {names}: a bulk insert fills no column default")
+
+
+def _copied(column: Column[Any], values: list[Any], conn: Connection) -> list[Any]:
+    """``values`` of ``column`` as its type's bind processor hands them to the driver."""
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return values if process is None else _processed(values, process)
 
 
 def among(column: ColumnElement[Any], values: list[str], dialect: Dialect) -> ColumnElement[bool]:

@@ -38,6 +38,12 @@ class SchemaVersionError(RuntimeError):
     """The database was written by a newer csvimport than this one."""
 
 
+# ``Connection.info`` key set once a plan's audit is written, before its transaction commits:
+# batch's test hook CSVIMPORT_TEST_PAUSE_BEFORE_COMMIT pauses there (no statement shows it on
+# PostgreSQL, whose audit goes by COPY).
+APPLYING = "csvimport_applying"
+
+
 def database_url(url: str | None = None) -> str:
     """The URL in effect: ``url``, else ``$CSVIMPORT_DB``, else the SQLite default."""
     return url or os.environ.get("CSVIMPORT_DB") or DEFAULT_URL
