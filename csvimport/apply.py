@@ -344,7 +344,7 @@ class _Writer:
             for op in chunk:
                 changes = op.data["changes"]
                 p = {f"v_{c}": self._value(c, changes[c].get("to")) for c in columns}
-                if "role" in p and p["role"] is None:
+                if "v_role" in p and p["v_role"] is None:  # a role cleared is the default
                     p["v_role"] = "user"
                 params.append({"k_org": self.org, "k_email": op.email, **p})
             executemany(self.conn, stmt, params)

@@ -149,6 +149,18 @@ def test_numbers_swap(engine: Engine, acme: str) -> None:
     assert held["+4930123456"] == "bob@acme.example" and held["+4930123457"] == "anna@acme.example"
 
 
+def test_a_role_cleared_in_a_plan_becomes_the_default_role(engine: Engine, acme: str) -> None:
+    """``users.role`` is never NULL: a reviewed plan whose change clears a role (a plan file
+    edited by hand, say) sets it to "user" instead of failing the whole apply."""
+    ops = [
+        {"op": "modify_user", "row": 2, "email": "anna@acme.example",
+         "data": {"changes": {"role": {"from": "full_admin", "to": ""}, "title": {"to": "Lead"}}}},
+    ]  # fmt: skip
+    apply_plan(engine, make_plan(1, ops), "job-1")
+    anna = load_snapshot(engine, acme).users.loc["anna@acme.example"]
+    assert (anna["role"], anna["title"]) == ("user", "Lead")
+
+
 def test_stale_plan_refused_including_the_same_plan_twice(
     engine: Engine, acme: str, dump: Callable[[Engine], Any]
 ) -> None:
