@@ -94,16 +94,20 @@ def to_utf8(raw: bytes) -> tuple[bytes, str]:
 
 
 def _is_utf8(raw: bytes, start: int = 0) -> bool:
-    """Strict UTF-8 check of ``raw[start:]`` by Arrow's validator over the bytes in place:
-    no second copy of the file as a Python string, and ~6x faster than Python's decoder
-    (0.24 s -> 0.04 s for 220 MB)."""
+    return utf8_cell(raw, start) is not None
+
+
+def utf8_cell(raw: bytes, start: int = 0) -> pa.Array | None:
+    """``raw[start:]`` as one Arrow text cell over the bytes in place, or None when they are
+    not strict UTF-8: no second copy as a Python string, and Arrow's validator is ~6x faster
+    than Python's decoder (0.24 s -> 0.04 s for 220 MB)."""
     offsets = pa.array([start, len(raw)], pa.int64()).buffers()[1]
     text = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(raw)])
     try:
         text.validate(full=True)
     except pa.ArrowInvalid:
-        return False
-    return True
+        return None
+    return text
 
 
 def _decode(data: bytes, encoding: str) -> str:

@@ -36,6 +36,8 @@ from sqlalchemy import Connection, func, literal_column, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from csvimport.csvparse import utf8_cell
+
 SEPARATOR = "\x1f"  # between the cells of a row
 _SQLITE_SELECTS = threading.Lock()  # one packed select at a time in this process (see above)
 
@@ -127,14 +129,8 @@ _BY_COLUMN_MAX = 3  # columns up to which a select is packed column by column
 def _cells(blob: bytes) -> pyarrow.Array | None:
     """The cells of one packed text, or None when it is not UTF-8 (SQLite stores whatever
     bytes it was given as text; the plain path then decodes it as sqlite3 does)."""
-    text = pyarrow.LargeStringArray.from_buffers(
-        1, pyarrow.array([0, len(blob)], type=pyarrow.int64()).buffers()[1], pyarrow.py_buffer(blob)
-    )
-    try:
-        text.validate(full=True)
-    except pyarrow.ArrowInvalid:
-        return None
-    return pc.list_flatten(pc.split_pattern(text, SEPARATOR))
+    text = utf8_cell(blob)
+    return None if text is None else pc.list_flatten(pc.split_pattern(text, SEPARATOR))
 
 
 def _as_bytes(conn: Connection, query: Any) -> tuple[int, list[bytes]]:

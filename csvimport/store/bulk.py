@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
-    Column,
     ColumnElement,
     Connection,
     Dialect,
@@ -128,17 +127,16 @@ def insert_rows(
     ``Connection.execute`` would (``test_bulk``)."""
     if not rows:
         return
+    stmt = insert(table).values(**fixed)
     if conn.dialect.name != "postgresql":
-        executemany(conn, insert(table).values(**fixed), rows)
+        executemany(conn, stmt, rows)
         return
     names = [*fixed, *rows[0]]
-    compiled = (
-        insert(table).values(**fixed).compile(dialect=conn.dialect, column_keys=list(rows[0]))
-    )
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
     assert isinstance(compiled, SQLCompiler)
     _no_default_needed(compiled)
-    columns = [_copied(table.c[n], [fixed[n]] * len(rows), conn) for n in fixed]
-    columns += [_copied(table.c[n], [row[n] for row in rows], conn) for n in rows[0]]
+    # The insert's own parameters: a fixed value or a row's, through the column's processor.
+    columns = [_column(compiled.binds[n], n, rows, conn) for n in names]
     prep = conn.dialect.identifier_preparer
     target = ", ".join(prep.format_column(table.c[n]) for n in names)
     raw: Any = conn.connection.dbapi_connection
@@ -156,12 +154,6 @@ def _no_default_needed(compiled: SQLCompiler) -> None:
     if compiled.insert_prefetch:
         names = ", ".join(c.name for c in compiled.insert_prefetch)
         raise ValueError(f"no value for {names}: a bulk insert fills no column default")
-
-
-def _copied(column: Column[Any], values: list[Any], conn: Connection) -> list[Any]:
-    """``values`` of ``column`` as its type's bind processor hands them to the driver."""
-    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    return values if process is None else _processed(values, process)
 
 
 def among(column: ColumnElement[Any], values: list[str], dialect: Dialect) -> ColumnElement[bool]:
